@@ -1,0 +1,31 @@
+"""Typed errors raised by library code.
+
+Library code raises these; only the CLI turns them into one-line messages and an exit code.
+Every message names the bad value, the valid choices where there are some, and the fix.
+"""
+
+from __future__ import annotations
+
+
+class RecLightError(Exception):
+    """Base class: a problem the user can fix, reported as one line without a traceback."""
+
+
+class DataError(RecLightError):
+    """A ratings source, split or data option that cannot be used."""
+
+
+class UnknownModelError(RecLightError):
+    """A model name that no installed plugin registers."""
+
+
+class PluginConflictError(RecLightError):
+    """Two plugins register the same model name or alias."""
+
+
+class CheckpointError(RecLightError):
+    """A checkpoint that is missing or was not written by reclight."""
+
+
+class ConfigError(RecLightError):
+    """A bad hyper-parameter, flag or output path."""
