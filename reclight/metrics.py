@@ -26,16 +26,22 @@ class RatingErrors(Metric):
         self.add_state("sse", default=torch.tensor(0.0, dtype=torch.float64), dist_reduce_fx="sum")
         self.add_state("sae", default=torch.tensor(0.0, dtype=torch.float64), dist_reduce_fx="sum")
         self.add_state("count", default=torch.tensor(0, dtype=torch.long), dist_reduce_fx="sum")
+        self.add_state("unseen", default=torch.tensor(0, dtype=torch.long), dist_reduce_fx="sum")
 
-    def update(self, pred: Tensor, target: Tensor) -> None:
+    def update(self, pred: Tensor, target: Tensor, unseen: int = 0) -> None:
+        """Add predictions and targets; ``unseen`` counts those that fell back."""
+        # Out-of-place on purpose: under ddp_spawn on CPU the states of the pickled model live
+        # in shared memory, and in-place adds would make every rank add into one tensor.
         err = pred.double() - target.double()
-        self.sse += (err**2).sum()
-        self.sae += err.abs().sum()
-        self.count += err.numel()
+        self.sse = self.sse + (err**2).sum()
+        self.sae = self.sae + err.abs().sum()
+        self.count = self.count + err.numel()
+        self.unseen = self.unseen + unseen
 
     def compute(self) -> dict[str, Tensor]:
         n = self.count.clamp_min(1).double()
-        return {"rmse": torch.sqrt(self.sse / n), "mae": self.sae / n, "count": self.count}
+        return {"rmse": torch.sqrt(self.sse / n), "mae": self.sae / n, "count": self.count,
+                "unseen": self.unseen}
 
 
 def topn_per_user(scores: Tensor, targets: Tensor, k: int) -> dict[str, Tensor]:
@@ -77,7 +83,7 @@ class TopNMetrics(Metric):
         per_user = topn_per_user(scores, targets, self.k)
         for name in TOPN_NAMES:
             setattr(self, name, getattr(self, name) + per_user[name].sum())
-        self.users += scores.shape[0]
+        self.users = self.users + scores.shape[0]  # out-of-place: see RatingErrors.update
 
     def compute(self) -> dict[str, Tensor]:
         n = self.users.clamp_min(1).double()
