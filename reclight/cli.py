@@ -1,0 +1,202 @@
+"""The `reclight` command.
+
+Listing commands (`models`, `plugins`, `datasets`) import neither torch nor Lightning, so they
+answer at once. `fit` and `test` pass their flags to the Lightning-style parser in
+:mod:`reclight.runner`. Library errors (:class:`reclight.errors.RecLightError`) become one line
+on stderr and exit status 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import warnings
+from typing import Any
+
+import click
+
+from reclight import __version__
+from reclight.errors import RecLightError
+from reclight.plugins import get_plugins
+from reclight.registry import get_registry
+
+PASS_THROUGH = {"ignore_unknown_options": True, "allow_extra_args": True,
+                "help_option_names": []}
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="reclight")
+def cli() -> None:
+    """Recommender models as plugins on PyTorch Lightning.
+
+    \b
+    reclight fit --model mf                       train on the embedded synthetic data
+    reclight fit --model mf --data ml-100k --data.split u1
+    reclight test --ckpt runs/mf/version_0/checkpoints/last.ckpt
+    reclight models                               what is installed
+    """
+
+
+@cli.command(context_settings=PASS_THROUGH)
+@click.pass_context
+def fit(ctx: click.Context) -> None:
+    """Train a model and test it: --model NAME [--data SRC] [--data.* --model.* --trainer.*].
+
+    Run `reclight fit --model NAME --help` for every flag of that model.
+    """
+    from reclight.runner import run_fit
+
+    run_fit(list(ctx.args))
+
+
+@cli.command(context_settings=PASS_THROUGH)
+@click.option("--ckpt", required=True, help="checkpoint written by `reclight fit`")
+@click.pass_context
+def test(ctx: click.Context, ckpt: str) -> None:
+    """Re-evaluate a checkpoint on its data (override with --data.* flags)."""
+    from reclight.runner import run_test
+
+    run_test(ckpt, list(ctx.args))
+
+
+@cli.command()
+@click.option("--ckpt", required=True, help="checkpoint written by `reclight fit`")
+@click.option("--input", "input_path", required=True, help="CSV/TSV of user,item raw ids")
+@click.option("--output", required=True, help="CSV to write: user,item,prediction")
+@click.option("--overwrite", is_flag=True, help="replace --output if it exists")
+def predict(ckpt: str, input_path: str, output: str, overwrite: bool) -> None:
+    """Predict ratings for (user, item) pairs given as raw ids."""
+    from reclight.serving import predict_pairs
+    from reclight.tables import check_output, write_table
+
+    check_output(output, overwrite)
+    frame, unseen = predict_pairs(ckpt, input_path)
+    write_table(frame, output, overwrite)
+    _warn_unseen(unseen, len(frame), "pairs")
+    click.echo(f"wrote {len(frame)} predictions to {output}")
+
+
+@cli.command()
+@click.option("--ckpt", required=True, help="checkpoint written by `reclight fit`")
+@click.option("--users", required=True, help="comma-separated raw user ids, e.g. 1,2,3")
+@click.option("-k", "k", default=10, show_default=True, help="items per user")
+@click.option("--output", default=None, help="CSV to write (user,rank,item,score); stdout if absent")
+@click.option("--include-seen", is_flag=True, help="also recommend items rated in training")
+@click.option("--overwrite", is_flag=True, help="replace --output if it exists")
+def recommend(ckpt: str, users: str, k: int, output: str | None, include_seen: bool,
+              overwrite: bool) -> None:
+    """Top-k items for users given as raw ids; items seen in training are excluded by default."""
+    from reclight.serving import recommend_users
+    from reclight.tables import check_output, parse_user_list, write_table
+
+    if output:
+        check_output(output, overwrite)
+    if k < 1:
+        raise click.BadParameter(f"k={k}; it must be >= 1", param_hint="-k")
+    frame, unseen = recommend_users(ckpt, parse_user_list(users), k, not include_seen)
+    _warn_unseen(unseen, frame["user"].nunique(), "users")
+    if output:
+        write_table(frame, output, overwrite)
+        click.echo(f"wrote {len(frame)} recommendations to {output}")
+    else:
+        click.echo(frame.to_csv(index=False), nl=False)
+
+
+@cli.command()
+@click.option("--models", "names", required=True, help="comma-separated model names, e.g. mf,autorec")
+@click.option("--output", default=None, help="also write the table as CSV")
+@click.option("--overwrite", is_flag=True, help="replace --output if it exists")
+@click.argument("flags", nargs=-1, type=click.UNPROCESSED)
+def compare(names: str, output: str | None, overwrite: bool, flags: tuple[str, ...]) -> None:
+    """Fit several models on the same data and print their test metrics side by side.
+
+    Flags after the options (--data ..., --data.split ..., --trainer.max_epochs ...) apply to
+    every model.
+    """
+    from reclight.compare import compare_models
+    from reclight.tables import check_output, write_table
+
+    if output:
+        check_output(output, overwrite)
+    table = compare_models([n.strip() for n in names.split(",") if n.strip()], list(flags))
+    click.echo(table.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+    if output:
+        write_table(table, output, overwrite)
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="machine-readable output")
+def models(as_json: bool) -> None:
+    """List installed models with their plugin distribution and version."""
+    specs = [get_registry().specs[name] for name in get_registry().names()]
+    if as_json:
+        click.echo(json.dumps([s.as_dict() for s in specs], indent=2))
+        return
+    if not specs:
+        click.echo("no models installed; pip install a reclight plugin such as reclight-mf")
+        return
+    width = max(len(s.name) for s in specs)
+    for s in specs:
+        aliases = f" (aliases: {', '.join(s.aliases)})" if s.aliases else ""
+        click.echo(f"{s.name:<{width}}  {s.dist} {s.version}  {s.description}{aliases}")
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="machine-readable output")
+def plugins(as_json: bool) -> None:
+    """List loaded plugins and those that failed to load."""
+    loaded = get_plugins()
+    rows = [{"name": i.name, "dist": i.dist, "version": i.version, "status": "loaded"}
+            for i in loaded.info.values()]
+    rows += [{"name": f.name, "dist": f.dist, "version": "", "status": f"failed: {f.error}"}
+             for f in loaded.failures]
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    for row in rows:
+        click.echo(f"{row['name']}  {row['dist']} {row['version']}  {row['status']}")
+
+
+@cli.command()
+def datasets() -> None:
+    """List the built-in data sets and where each would be read from."""
+    from reclight.data.sources import BUILTIN_DATASETS, dataset_locations
+
+    for name in BUILTIN_DATASETS:
+        click.echo(f"{name:<10} {dataset_locations(name)}")
+
+
+def _warn_unseen(unseen: int, total: int, what: str) -> None:
+    if unseen:
+        click.echo(f"reclight: warning: {unseen} of {total} {what} involve ids unseen in training; "
+                   "they got the baseline fallback (global mean + known biases)", err=True)
+
+
+def _report_plugin_failures() -> None:
+    for failure in get_plugins().failures:
+        click.echo(f"reclight: warning: plugin '{failure.name}' ({failure.dist}) failed to load and "
+                   f"was skipped: {failure.error}", err=True)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of the console script."""
+    os.environ.setdefault("PYTHONWARNINGS", "ignore::DeprecationWarning")
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
+    try:
+        get_plugins().manager.hook.register_commands(cli=cli)
+        _report_plugin_failures()
+        code: Any = cli.main(args=argv, prog_name="reclight", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("reclight: aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        click.echo(f"reclight: error: {exc.format_message()}", err=True)
+        sys.exit(exc.exit_code)
+    except RecLightError as exc:
+        click.echo(f"reclight: error: {exc}", err=True)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        click.echo("reclight: interrupted", err=True)
+        sys.exit(130)
+    sys.exit(code if isinstance(code, int) else 0)

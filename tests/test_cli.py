@@ -1,0 +1,185 @@
+"""The `reclight` command end to end, in-process, on a toy model registered by a fake plugin."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+import yaml
+
+from reclight import cli
+from reclight.plugins import PluginSet, reset_plugins
+
+from . import toy_plugin
+
+SMALL = ["--data.synthetic_ratings", "3000", "--trainer.enable_progress_bar", "false"]
+
+
+@pytest.fixture(autouse=True)
+def toy_registry() -> Iterator[None]:
+    plugin_set = PluginSet()
+    plugin_set.load_entry_points()
+    plugin_set.add(toy_plugin, "toy", "reclight-toy-tests", "0.0")
+    reset_plugins(plugin_set)
+    yield
+    reset_plugins(None)
+
+
+def run(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(args)
+    out, err = capsys.readouterr()
+    return int(exit_info.value.code or 0), out, err
+
+
+def fit(tmp_path: Path, capsys: pytest.CaptureFixture[str], *extra: str) -> tuple[Path, dict]:
+    code, out, err = run(["fit", "--model", "toy", "--trainer.default_root_dir", str(tmp_path), *SMALL,
+                          *extra], capsys)
+    assert code == 0, err
+    run_dir = Path(out.split("run dir: ")[1].split()[0])
+    return run_dir, json.loads((run_dir / "metrics.json").read_text())
+
+
+def assert_one_line_error(code: int, err: str, *fragments: str) -> None:
+    assert code == 2
+    lines = [line for line in err.splitlines() if line.startswith("reclight: error:")]
+    assert len(lines) == 1, err
+    assert "Traceback" not in err
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+
+
+def test_fit_on_default_synthetic_data_writes_metrics_config_and_checkpoint(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(["fit", "--model", "toy", "--trainer.default_root_dir", str(tmp_path), *SMALL], capsys)
+    assert code == 0, err
+    assert "synthetic" in err and "embedded default" in err
+    assert "RMSE" in out and "run dir:" in out
+    run_dir = Path(out.split("run dir: ")[1].split()[0])
+    record = json.loads((run_dir / "metrics.json").read_text())
+    assert record["metrics"]["test_rmse"] > 0 and "test_ndcg@10" in record["metrics"]
+    assert Path(record["checkpoint"]).is_file()
+    assert (run_dir / "metrics.csv").is_file()  # Lightning's CSV logger
+    config = yaml.safe_load((run_dir / "config.yaml").read_text())
+    assert config["model"]["name"] == "toy" and config["data"]["source"] == "synthetic"
+
+
+def test_model_defaults_apply_under_user_flags(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    run_dir, _ = fit(tmp_path / "a", capsys)
+    config = yaml.safe_load((run_dir / "config.yaml").read_text())
+    assert config["trainer"]["max_epochs"] == toy_plugin.ToyBiases.trainer_defaults["max_epochs"]
+    assert config["data"]["batch_size"] == toy_plugin.ToyBiases.data_defaults["batch_size"]
+    run_dir, _ = fit(tmp_path / "b", capsys, "--trainer.max_epochs", "1", "--data.batch_size", "100",
+                     "--model.lr", "0.5")
+    config = yaml.safe_load((run_dir / "config.yaml").read_text())
+    assert (config["trainer"]["max_epochs"], config["data"]["batch_size"], config["model"]["lr"]) == (1, 100, 0.5)
+
+
+def test_saved_config_reproduces_the_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    run_dir, first = fit(tmp_path / "a", capsys)
+    code, out, err = run(["fit", "--config", str(run_dir / "config.yaml"),
+                          "--trainer.default_root_dir", str(tmp_path / "b")], capsys)
+    assert code == 0, err
+    second = json.loads((Path(out.split("run dir: ")[1].split()[0]) / "metrics.json").read_text())
+    assert second["metrics"]["test_rmse"] == pytest.approx(first["metrics"]["test_rmse"], abs=1e-6)
+
+
+def test_test_predict_recommend_from_a_checkpoint(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    run_dir, record = fit(tmp_path, capsys)
+    ckpt = record["checkpoint"]
+    code, out, err = run(["test", "--ckpt", ckpt, "--trainer.default_root_dir", str(tmp_path / "t")], capsys)
+    assert code == 0, err
+    test_dir = Path(out.split("run dir: ")[1].split()[0])
+    again = json.loads((test_dir / "metrics.json").read_text())
+    assert again["metrics"]["test_rmse"] == pytest.approx(record["metrics"]["test_rmse"], abs=1e-6)
+
+    from reclight.checkpoints import load_model
+
+    model = load_model(ckpt)
+    (u0, u1), (i0, i1) = model.user_map.to_raw([0, 1]), model.item_map.to_raw([0, 1])
+    pairs = tmp_path / "pairs.csv"
+    pairs.write_text(f"user,item\n{u0},{i0}\n{u1},{i1}\nnobody,{i0}\n")
+    preds = tmp_path / "preds.csv"
+    code, out, err = run(["predict", "--ckpt", ckpt, "--input", str(pairs), "--output", str(preds)], capsys)
+    assert code == 0, err
+    table = pd.read_csv(preds, dtype=str)
+    assert list(table.columns) == ["user", "item", "prediction"] and list(table["user"]) == [u0, u1, "nobody"]
+    assert "1 of 3 pairs" in err  # the unseen user is counted, not a crash
+
+    recs = tmp_path / "recs.csv"
+    code, out, err = run(["recommend", "--ckpt", ckpt, "--users", f"{u0},{u1},nobody", "-k", "5",
+                          "--output", str(recs)], capsys)
+    assert code == 0, err
+    table = pd.read_csv(recs, dtype=str)
+    assert len(table) == 15 and set(table["user"]) == {u0, u1, "nobody"}
+    seen = set(model.item_map.to_raw(torch.nonzero(model.seen_mask(torch.tensor([0]))[0]).flatten().numpy()))
+    raw_user0 = model.user_map.to_raw([0])[0]
+    code, out, err = run(["recommend", "--ckpt", ckpt, "--users", raw_user0, "-k", "5"], capsys)
+    assert code == 0 and not seen & set(pd.read_csv(__import__("io").StringIO(out), dtype=str)["item"])
+
+    code, out, err = run(["recommend", "--ckpt", ckpt, "--users", "0", "--output", str(recs)], capsys)
+    assert_one_line_error(code, err, str(recs), "already exists", "--overwrite")
+    assert len(pd.read_csv(recs)) == 15  # nothing overwritten
+    code, out, err = run(["recommend", "--ckpt", ckpt, "--users", "0", "--output", str(recs),
+                          "--overwrite"], capsys)
+    assert code == 0 and len(pd.read_csv(recs)) == 10
+
+
+def test_models_lists_plugins_quickly_and_as_json(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(["models", "--json"], capsys)
+    rows = {row["name"]: row for row in json.loads(out)}
+    assert code == 0 and rows["toy"]["plugin"] == "reclight-toy-tests"
+    code, out, _ = run(["models"], capsys)
+    assert "toy" in out and "reclight-toy-tests" in out
+
+
+def test_models_does_not_import_torch() -> None:
+    import subprocess
+    import sys
+
+    probe = "import sys; from reclight.cli import main\ntry:\n    main(['models'])\nexcept SystemExit: pass\n" \
+            "print('TORCH' if 'torch' in sys.modules else 'NO-TORCH')"
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
+    assert out.strip().endswith("NO-TORCH")
+
+
+@pytest.mark.parametrize("args, fragments", [
+    (["fit", "--model", "nosuchmodel"], ["unknown model 'nosuchmodel'", "toy"]),
+    (["fit"], ["no model chosen", "--model"]),
+    (["fit", "--model", "toy", "--data", "/no/such/file.csv"], ["/no/such/file.csv"]),
+    (["fit", "--model", "toy", "--data.split", "sideways"], ["sideways", "random"]),
+    (["fit", "--model", "toy", "--trainer.max_epochz", "3"], ["max_epochz"]),
+    (["fit", "--model", "toy", "--model.lr", "fast"], ["lr"]),
+    (["test", "--ckpt", "/no/such.ckpt"], ["/no/such.ckpt", "does not exist"]),
+    (["fit", "--config", "/no/such.yaml"], ["/no/such.yaml"]),
+])
+def test_user_errors_are_one_line(args: list[str], fragments: list[str],
+                                  capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(args, capsys)
+    assert_one_line_error(code, err, *fragments)
+
+
+def test_foreign_checkpoints_are_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    text = tmp_path / "notes.ckpt"
+    text.write_text("not a checkpoint")
+    code, _, err = run(["test", "--ckpt", str(text)], capsys)
+    assert_one_line_error(code, err, "not a readable checkpoint")
+    foreign = tmp_path / "foreign.ckpt"
+    torch.save({"state_dict": {}}, foreign)
+    code, _, err = run(["predict", "--ckpt", str(foreign), "--input", str(text), "--output",
+                        str(tmp_path / "o.csv")], capsys)
+    assert code == 2 and "reclight: error:" in err and "Traceback" not in err
+
+
+def test_real_movielens_fold(ml100k_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(["fit", "--model", "toy", "--data", str(ml100k_dir), "--data.split", "u1",
+                          "--trainer.default_root_dir", str(tmp_path), "--trainer.max_epochs", "2",
+                          "--trainer.enable_progress_bar", "false"], capsys)
+    assert code == 0, err
+    record = json.loads((Path(out.split("run dir: ")[1].split()[0]) / "metrics.json").read_text())
+    assert 0.85 < record["metrics"]["test_rmse"] < 1.2  # biases alone: about 0.95-1.0 on u1
+    assert "20000" in record["data"] or "20,000" in record["data"]
