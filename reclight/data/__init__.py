@@ -1,0 +1,58 @@
+"""The data layer: sources, readers, id maps, splits, views and the RatingDataModule.
+
+Names are imported on first use (PEP 562), so ``reclight.data.sources`` and the readers load
+without importing torch or Lightning (``reclight datasets`` stays quick).
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from reclight.data.datamodule import RatingDataModule
+    from reclight.data.idmap import IdMap
+    from reclight.data.ratings import Ratings
+    from reclight.data.readers import read_ratings
+    from reclight.data.sources import BUILTIN_DATASETS, resolve_source
+    from reclight.data.sparse import SparseRows
+    from reclight.data.splits import SPLITS
+    from reclight.data.synthetic import make_synthetic
+    from reclight.data.views import VIEWS
+
+_HOMES = {
+    "RatingDataModule": "datamodule",
+    "IdMap": "idmap",
+    "Ratings": "ratings",
+    "SparseRows": "sparse",
+    "read_ratings": "readers",
+    "make_synthetic": "synthetic",
+    "VIEWS": "views",
+    "SPLITS": "splits",
+    "BUILTIN_DATASETS": "sources",
+    "resolve_source": "sources",
+}
+__all__ = [
+    "BUILTIN_DATASETS",
+    "SPLITS",
+    "VIEWS",
+    "IdMap",
+    "RatingDataModule",
+    "Ratings",
+    "SparseRows",
+    "make_synthetic",
+    "read_ratings",
+    "resolve_source",
+]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _HOMES:
+        raise AttributeError(f"module 'reclight.data' has no attribute '{name}'")
+    value = getattr(import_module(f"reclight.data.{_HOMES[name]}"), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(list(globals()) + __all__)

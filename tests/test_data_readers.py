@@ -1,0 +1,144 @@
+"""read_ratings: every supported format, column mapping and id handling."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from reclight.data import read_ratings, resolve_source
+
+
+def _check_schema(df: pd.DataFrame, timestamps: bool = True) -> None:
+    expected = ["user", "item", "rating"] + (["timestamp"] if timestamps else [])
+    assert list(df.columns) == expected
+    assert df["user"].dtype == "str" and df["item"].dtype == "str"
+    assert df["rating"].dtype == np.float32
+    if timestamps:
+        assert df["timestamp"].dtype == np.int64
+
+
+def test_movielens_u_data(write) -> None:
+    path = write("u.data", "196\t242\t3\t881250949\n186\t302\t3\t891717742\n"
+                           "22\t377\t1\t878887116\n")
+    df = read_ratings(path)
+    _check_schema(df)
+    assert df["user"].tolist() == ["196", "186", "22"]  # file order, string ids
+    assert df["item"].tolist() == ["242", "302", "377"]
+    assert df["rating"].tolist() == [3.0, 3.0, 1.0]
+    assert df["timestamp"].tolist() == [881250949, 891717742, 878887116]
+
+
+def test_fold_file_suffix_is_movielens(write) -> None:
+    df = read_ratings(write("u1.base", "1\t1\t5\t874965758\n1\t2\t3\t876893171\n"))
+    assert len(df) == 2 and df["timestamp"].iloc[1] == 876893171
+
+
+def test_real_ml100k(ml100k_dir) -> None:
+    df = read_ratings(ml100k_dir / "u.data")
+    _check_schema(df)
+    assert len(df) == 100_000
+    assert df["user"].nunique() == 943 and df["item"].nunique() == 1682
+    assert set(np.unique(df["rating"])) == {1.0, 2.0, 3.0, 4.0, 5.0}
+    assert df.iloc[0].tolist() == ["196", "242", 3.0, 881250949]
+
+
+def test_ratings_dat_double_colon(write) -> None:
+    path = write("ratings.dat", "1::1193::5::978300760\n1::661::3::978302109\n"
+                                "2::1357::5::978298709\n")
+    df = read_ratings(path)
+    _check_schema(df)
+    assert df["item"].tolist() == ["1193", "661", "1357"]
+    assert df["timestamp"].tolist() == [978300760, 978302109, 978298709]
+
+
+def test_ratings_csv_with_header(write) -> None:
+    path = write("ratings.csv", "userId,movieId,rating,timestamp\n1,31,2.5,1260759144\n"
+                                "1,1029,3.0,1260759179\n7,1061,4.5,1260759182\n")
+    df = read_ratings(path)
+    _check_schema(df)
+    assert df["rating"].tolist() == [2.5, 3.0, 4.5]
+    assert df["user"].tolist() == ["1", "1", "7"]
+
+
+def test_generic_tsv_header_without_timestamp(write) -> None:
+    df = read_ratings(write("data.tsv", "user_id\titem_id\trating\nu1\ti9\t4\nu2\ti9\t2\n"))
+    _check_schema(df, timestamps=False)
+    assert df["user"].tolist() == ["u1", "u2"]
+
+
+def test_generic_csv_without_header_is_positional(write) -> None:
+    df = read_ratings(write("x.csv", "alice,matrix,5\nbob,alien,3\n"))
+    _check_schema(df, timestamps=False)
+    assert df["item"].tolist() == ["matrix", "alien"]
+
+
+def test_sniffs_semicolon_and_whitespace(write) -> None:
+    assert read_ratings(write("a.txt", "1;2;4\n3;4;5\n"))["rating"].tolist() == [4.0, 5.0]
+    df = read_ratings(write("b.txt", "1  2 4   100\n3 4\t5 200\n"))
+    assert df["timestamp"].tolist() == [100, 200]
+
+
+def test_explicit_separator(write) -> None:
+    assert len(read_ratings(write("c.txt", "1\t2\t3\n"), sep="\\t")) == 1
+    assert len(read_ratings(write("d.txt", "1::2::3\n"), sep="::")) == 1
+
+
+def test_ids_keep_their_text(write) -> None:
+    df = read_ratings(write("e.csv", "user,item,rating\n007,0042,1\n7,42,2\n"))
+    assert df["user"].tolist() == ["007", "7"] and df["item"].tolist() == ["0042", "42"]
+
+
+def test_blank_lines_are_skipped(write) -> None:
+    df = read_ratings(write("f.csv", "userId,movieId,rating\n\n1,2,3\n\n4,5,1\n\n\n"))
+    assert df["user"].tolist() == ["1", "4"]
+
+
+def test_parquet(tmp_path) -> None:
+    pytest.importorskip("pyarrow")
+    path = tmp_path / "r.parquet"
+    pd.DataFrame({"userId": [1, 2], "movieId": [10, 20], "rating": [4.0, 3.5],
+                  "timestamp": [5, 6]}).to_parquet(path)
+    df = read_ratings(path)
+    _check_schema(df)
+    assert df["user"].tolist() == ["1", "2"] and df["item"].tolist() == ["10", "20"]
+    assert df["rating"].tolist() == [4.0, 3.5]
+
+
+def test_column_mapping_by_name(write) -> None:
+    path = write("m.csv", "when,stars,customer,product\n100,4,c1,p1\n200,2,c2,p1\n")
+    df = read_ratings(path, columns="user=customer,item=product,rating=stars,timestamp=when")
+    _check_schema(df)
+    assert df.iloc[1].tolist() == ["c2", "p1", 2.0, 200]
+
+
+def test_column_mapping_by_position(write) -> None:
+    df = read_ratings(write("p.txt", "i1\tu1\t5\ni2\tu2\t1\n"), columns="user=1,item=0,rating=2")
+    assert df["user"].tolist() == ["u1", "u2"] and df["item"].tolist() == ["i1", "i2"]
+
+
+def test_column_mapping_parquet_by_name(tmp_path) -> None:
+    pytest.importorskip("pyarrow")
+    path = tmp_path / "m.parquet"
+    pd.DataFrame({"a": ["x"], "b": ["y"], "s": [3]}).to_parquet(path)
+    df = read_ratings(path, columns="user=a,item=b,rating=s")
+    assert df.iloc[0].tolist() == ["x", "y", 3.0]
+
+
+def test_float_and_iso_timestamps_take_the_checked_path(write) -> None:
+    df = read_ratings(write("t.csv", "user,item,rating,timestamp\n1,2,3,100.7\n"))
+    assert df["timestamp"].tolist() == [100]
+    df = read_ratings(write("d.csv", "user,item,rating,timestamp\n1,2,3,1970-01-02T00:00:00Z\n"))
+    assert df["timestamp"].tolist() == [86400]
+
+
+def test_dataframe_source_is_normalised() -> None:
+    frame = pd.DataFrame({"userId": [1, 2], "movieId": [3.0, 4.0], "rating": [5, 4]})
+    df = resolve_source(frame).frame
+    _check_schema(df, timestamps=False)
+    assert df["user"].tolist() == ["1", "2"] and df["item"].tolist() == ["3", "4"]
+
+
+def test_folder_source_finds_ratings_file(ml100k_dir) -> None:
+    src = resolve_source(ml100k_dir)
+    assert src.path == ml100k_dir / "u.data" and src.directory == ml100k_dir

@@ -1,0 +1,93 @@
+"""make_synthetic: seeded, realistic, duplicate-free and fast."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from reclight.data import RatingDataModule, make_synthetic
+
+
+@pytest.fixture(scope="module")
+def data() -> pd.DataFrame:
+    return make_synthetic(50_000, seed=11)
+
+
+def test_schema_and_exact_count(data) -> None:
+    assert list(data.columns) == ["user", "item", "rating", "timestamp"]
+    assert data["user"].dtype == "str" and data["item"].dtype == "str"
+    assert data["rating"].dtype == np.float32 and data["timestamp"].dtype == np.int64
+    assert len(data) == 50_000
+
+
+def test_deterministic_per_seed(data) -> None:
+    pd.testing.assert_frame_equal(make_synthetic(50_000, seed=11), data)
+    other = make_synthetic(50_000, seed=12)
+    assert not other["rating"].equals(data["rating"])
+
+
+def test_integer_ratings_in_range_with_realistic_mean(data) -> None:
+    ratings = data["rating"].to_numpy()
+    assert set(np.unique(ratings)) == {1.0, 2.0, 3.0, 4.0, 5.0}
+    assert 3.3 < ratings.mean() < 3.8
+    assert 0.8 < ratings.std() < 1.4
+
+
+def test_no_duplicate_pairs(data) -> None:
+    assert not data.duplicated(["user", "item"]).any()
+
+
+def test_power_law_popularity(data) -> None:
+    for column, share in (("item", 0.3), ("user", 0.2)):
+        counts = np.sort(data[column].value_counts().to_numpy())[::-1]
+        top = counts[: max(len(counts) // 10, 1)].sum() / counts.sum()
+        assert top > share, f"top 10% of {column}s hold only {top:.0%}"
+        assert counts[0] > 5 * np.median(counts)
+
+
+def test_default_sizes_and_density() -> None:
+    for n in (1000, 20_000):
+        df = make_synthetic(n)
+        users, items = df["user"].nunique(), df["item"].nunique()
+        assert len(df) == n and n / (users * items) < 0.3
+    small = make_synthetic(1000)
+    assert 150 <= small["user"].nunique() <= 200 and small["item"].nunique() <= 100
+
+
+def test_explicit_sizes_bound_the_ids() -> None:
+    df = make_synthetic(3000, num_users=100, num_items=200, rank=2, noise=0.0, seed=1)
+    assert df["user"].astype(int).max() <= 100 and df["item"].astype(int).max() <= 200
+    assert len(df) == 3000
+
+
+def test_timestamps_increase_along_rows(data) -> None:
+    ts = data["timestamp"].to_numpy()
+    assert np.corrcoef(ts, np.arange(len(ts)))[0, 1] > 0.99
+    assert (np.diff(ts) >= 0).mean() > 0.5
+
+
+def test_low_rank_signal_is_learnable(data) -> None:
+    # Item means carry real signal: they vary much more than noise of the per-item average.
+    means = data.groupby("item")["rating"].agg(["mean", "count"])
+    means = means[means["count"] >= 30]["mean"]
+    assert means.std() > 0.3
+
+
+def test_datamodule_synthetic_source() -> None:
+    dm = RatingDataModule("synthetic", synthetic_ratings=4000, synthetic_users=200,
+                          synthetic_items=100, seed=2)
+    assert dm.source_name == "synthetic (4000 ratings)"
+    assert len(dm.train) + len(dm.test) == 4000
+    assert dm.num_users <= 200 and dm.num_items <= 100
+    assert dm.rating_range == (1.0, 5.0)
+
+
+def test_one_million_timing_sanity() -> None:
+    start = time.perf_counter()
+    df = make_synthetic(1_000_000, seed=0)
+    elapsed = time.perf_counter() - start
+    assert len(df) == 1_000_000
+    print(f"make_synthetic(1_000_000): {elapsed:.2f} s")  # no assertion: machines differ
