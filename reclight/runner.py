@@ -30,6 +30,24 @@ CORE_TRAINER_DEFAULTS: dict[str, Any] = {
 }
 SHORTHANDS = {"--model": "--model.name", "--data": "--data.source"}
 
+# Lightning warnings that say nothing actionable about a reclight run: our loaders are
+# iterable datasets with a length by design, run in-process, and shard per rank themselves.
+QUIET_WARNINGS = (
+    r".*IterableDataset.*has `__len__` defined.*",
+    r".*does not have many workers.*",
+    r".*smaller than the logging interval.*",
+    r".*Total length of .* across ranks is zero.*",
+    r".*isinstance\(treespec, LeafSpec\)` is deprecated.*",
+    r".*GPU available but not used.*",
+)
+
+
+def quiet_lightning_warnings() -> None:
+    import warnings
+
+    for pattern in QUIET_WARNINGS:
+        warnings.filterwarnings("ignore", message=pattern)
+
 
 def expand_shorthands(args: list[str]) -> list[str]:
     """Turn ``--model X``/``--model=X`` into ``--model.name X`` (and ``--data`` likewise)."""
@@ -185,6 +203,16 @@ def _scalars(metrics: dict[str, Any]) -> dict[str, float]:
     return out
 
 
+def metrics_table(metrics: dict[str, float]) -> str:
+    """The test metrics as aligned lines (Lightning's own table repeats them per loader)."""
+    rows = {k[5:]: v for k, v in metrics.items() if k.startswith("test_")}
+    if not rows:
+        return ""
+    width = max(len(k) for k in rows)
+    return "\n".join(f"  {k:<{width}}  {v:.4f}" if k != "unseen" else f"  {k:<{width}}  {int(v)}"
+                     for k, v in rows.items())
+
+
 def summary_line(metrics: dict[str, float]) -> str:
     parts = []
     for key, label in (("test_rmse", "RMSE"), ("test_mae", "MAE"), ("val_rmse", "val RMSE")):
@@ -220,10 +248,10 @@ def _fit_with(parser: Any, cfg: Any, name: str, model_cls: type, quiet: bool) ->
 
     from reclight.data import RatingDataModule
 
+    quiet_lightning_warnings()
     L.seed_everything(cfg.seed_everything, workers=True, verbose=False)
     data_kwargs = _namespace_dict(cfg.data)
     datamodule = RatingDataModule(**data_kwargs)
-    datamodule.set_view(model_cls.input_kind)
     if not quiet:
         origin = " (the embedded default; pass --data PATH or a built-in name for real data)" \
             if data_kwargs.get("source") == "synthetic" else ""
@@ -232,6 +260,7 @@ def _fit_with(parser: Any, cfg: Any, name: str, model_cls: type, quiet: bool) ->
     model = model_cls(num_users=datamodule.num_users, num_items=datamodule.num_items,
                       global_mean=datamodule.global_mean, rating_range=datamodule.rating_range,
                       **model_kwargs)
+    datamodule.set_view(model.input_kind)  # from the instance: a hyper-parameter may choose it
     model.attach_data(datamodule)
     model.set_eval_k(cfg.eval_k)
     model.reclight_meta = {"model": name, "data": _storable(data_kwargs)}
@@ -243,8 +272,10 @@ def _fit_with(parser: Any, cfg: Any, name: str, model_cls: type, quiet: bool) ->
     metrics: dict[str, Any] = _scalars(trainer.callback_metrics)
     metrics["fit_seconds"] = fit_seconds
     if datamodule.test is not None and len(datamodule.test) > 0:
-        trainer.test(model, datamodule=datamodule, verbose=not quiet)
+        trainer.test(model, datamodule=datamodule, verbose=False)
         metrics.update(_scalars(trainer.callback_metrics))
+        if not quiet:
+            print(f"test metrics:\n{metrics_table(metrics)}")
     run_dir = run_dir_of(trainer)
     ckpt = getattr(trainer.checkpoint_callback, "last_model_path", "") or \
         getattr(trainer.checkpoint_callback, "best_model_path", "")
@@ -284,9 +315,10 @@ def run_test(ckpt_path: str, args: list[str], prog: str = "reclight test") -> di
         stored["rating_range"] = tuple(stored["rating_range"])
     parser = build_parser(prog, None, None, data_defaults=stored)
     cfg = parse(parser, expand_shorthands(args))
+    quiet_lightning_warnings()
     L.seed_everything(cfg.seed_everything, workers=True, verbose=False)
     datamodule = RatingDataModule(**_namespace_dict(cfg.data))
-    datamodule.set_view(type(model).input_kind)
+    datamodule.set_view(model.input_kind)
     if datamodule.num_users != model.num_users or datamodule.num_items != model.num_items:
         raise ConfigError(f"the data ({datamodule.describe()}) is not the data this checkpoint was "
                           f"trained on ({model.num_users} users x {model.num_items} items); test on the "
@@ -297,8 +329,9 @@ def run_test(ckpt_path: str, args: list[str], prog: str = "reclight test") -> di
     model.set_eval_k(cfg.eval_k)
     init = parser.instantiate_classes(cfg)
     trainer = make_trainer(init.trainer, f"{name}-test")
-    trainer.test(model, datamodule=datamodule)
+    trainer.test(model, datamodule=datamodule, verbose=False)
     metrics = _scalars(trainer.callback_metrics)
+    print(f"test metrics:\n{metrics_table(metrics)}")
     run_dir = run_dir_of(trainer)
     record = {"model": name, "data": datamodule.describe(), "metrics": metrics,
               "checkpoint": str(ckpt_path), "run_dir": str(run_dir)}

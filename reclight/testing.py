@@ -70,15 +70,14 @@ class RecModelContract:
         settings: dict[str, Any] = {"source": low_rank_ratings(), "split": "random", "test_size": 0.2,
                                     "seed": 0, "batch_size": self.batch_size}
         settings.update(overrides)
-        dm = RatingDataModule(**settings)
-        dm.set_view(self.model_class().input_kind)
-        return dm
+        return RatingDataModule(**settings)
 
     def make_model(self, dm: RatingDataModule) -> RecModel:
         torch.manual_seed(0)
         model = self.model_class()(num_users=dm.num_users, num_items=dm.num_items,
                                    global_mean=dm.global_mean, rating_range=dm.rating_range,
                                    **self.model_kwargs)
+        dm.set_view(model.input_kind)  # the instance decides: a hyper-parameter may choose the view
         model.attach_data(dm)
         model.reclight_meta = {"model": self.model_name}
         return model
