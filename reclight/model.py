@@ -189,7 +189,9 @@ class RecModel(L.LightningModule):
     def optimization_step(self, loss_fn: Callable[[], Tensor]) -> Tensor:
         """One optimiser step on ``loss_fn()`` for every optimiser; returns the detached loss.
 
-        The normal training step uses it, and so can step hooks that add further steps.
+        The normal training step uses it, and so can step hooks that add further steps. Every
+        step goes through ``manual_backward``, for which Lightning prepares DDP's gradient
+        averaging, so further steps stay synchronised across ranks (tested with two processes).
         A single optimiser is stepped with a closure, which L-BFGS needs.
         """
         optimizers = _as_list(self.optimizers())

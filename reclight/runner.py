@@ -274,13 +274,15 @@ def _fit_with(parser: Any, cfg: Any, name: str, model_cls: type, quiet: bool) ->
     if datamodule.test is not None and len(datamodule.test) > 0:
         trainer.test(model, datamodule=datamodule, verbose=False)
         metrics.update(_scalars(trainer.callback_metrics))
-        if not quiet:
+        if not quiet and trainer.is_global_zero:
             print(f"test metrics:\n{metrics_table(metrics)}")
     run_dir = run_dir_of(trainer)
     ckpt = getattr(trainer.checkpoint_callback, "last_model_path", "") or \
         getattr(trainer.checkpoint_callback, "best_model_path", "")
     record = {"model": name, "data": datamodule.describe(), "metrics": metrics,
               "checkpoint": ckpt, "run_dir": str(run_dir)}
+    if not trainer.is_global_zero:  # under DDP every rank runs this; one writes and prints
+        return record
     write_results(run_dir, record, parser, cfg)
     if not quiet:
         print(f"{name}: {summary_line(metrics)}")
@@ -331,10 +333,13 @@ def run_test(ckpt_path: str, args: list[str], prog: str = "reclight test") -> di
     trainer = make_trainer(init.trainer, f"{name}-test")
     trainer.test(model, datamodule=datamodule, verbose=False)
     metrics = _scalars(trainer.callback_metrics)
-    print(f"test metrics:\n{metrics_table(metrics)}")
+    if trainer.is_global_zero:
+        print(f"test metrics:\n{metrics_table(metrics)}")
     run_dir = run_dir_of(trainer)
     record = {"model": name, "data": datamodule.describe(), "metrics": metrics,
               "checkpoint": str(ckpt_path), "run_dir": str(run_dir)}
+    if not trainer.is_global_zero:
+        return record
     write_results(run_dir, record, parser, cfg)
     print(f"{name}: {summary_line(metrics)}")
     print(f"run dir: {run_dir}")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import lightning as L
 import pytest
 import torch
 
@@ -91,6 +92,26 @@ def test_flush_denormal_is_on_during_training() -> None:
     torch.set_flush_denormal(False)
     quiet_trainer(max_epochs=1).fit(model, datamodule=dm)
     assert (torch.tensor([1e-30]) * torch.tensor([1e-10])).item() == 0.0  # subnormal result flushed
+
+
+class ReplicasAgree(L.Callback):
+    """Fails the run if the ranks' weights differ at the end of training."""
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        flat = torch.cat([p.detach().flatten() for p in pl_module.parameters()])
+        gathered = trainer.strategy.all_gather(flat)
+        if not torch.allclose(gathered[0], gathered[1], atol=1e-6):
+            raise AssertionError("DDP replicas diverged: extra steps were not synchronised")
+
+
+def test_extra_steps_are_synchronised_under_ddp() -> None:
+    """A hook's further steps via optimization_step must keep the replicas equal (a hook that
+    calls loss.backward() itself makes this check fail: the ranks see different batches)."""
+    dm = data(batch_size=40)
+    model = toy(dm)
+    model.step_hooks.append(ExtraStep())
+    # ddp_fork: each rank owns its weights (under ddp_spawn on CPU they share memory, and agree trivially)
+    quiet_trainer(devices=2, strategy="ddp_fork", max_epochs=2, callbacks=[ReplicasAgree()]).fit(model, datamodule=dm)
 
 
 def test_ddp_evaluation_is_exact(tmp_path: Any) -> None:
