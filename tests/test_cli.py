@@ -183,3 +183,74 @@ def test_real_movielens_fold(ml100k_dir: Path, tmp_path: Path, capsys: pytest.Ca
     record = json.loads((Path(out.split("run dir: ")[1].split()[0]) / "metrics.json").read_text())
     assert 0.85 < record["metrics"]["test_rmse"] < 1.2  # biases alone: about 0.95-1.0 on u1
     assert "20000" in record["data"] or "20,000" in record["data"]
+
+
+def ratings_file(tmp_path: Path, lines: list[str], name: str = "ratings.tsv") -> Path:
+    path = tmp_path / name
+    path.write_text("".join(f"{line}\n" for line in lines))
+    return path
+
+
+@pytest.mark.parametrize("split_flags", [
+    ["--data.split", "random", "--data.test_size", "0.1", "--data.seed", "0"],
+    ["--data.split", "kfold", "--data.num_folds", "4", "--data.fold", "2"],
+    ["--data.split", "leave_k_out", "--data.leave_k", "2"],
+    ["--data.split", "temporal", "--data.time_cut", "0.8"],
+])
+def test_every_split_through_the_command(split_flags: list[str], tmp_path: Path,
+                                         capsys: pytest.CaptureFixture[str]) -> None:
+    from reclight.testing import low_rank_ratings
+
+    frame = low_rank_ratings(50, 40)
+    path = tmp_path / "ratings.csv"
+    frame.rename(columns={"user": "userId", "item": "movieId"}).to_csv(path, index=False)
+    _, record = fit(tmp_path / "runs", capsys, "--data", str(path), *split_flags)
+    assert record["metrics"]["test_rmse"] > 0
+    assert split_flags[1] in record["data"]
+
+
+def test_builtin_name_reads_reclight_data(ml100k_dir: Path, tmp_path: Path,
+                                          monkeypatch: pytest.MonkeyPatch,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("RECLIGHT_DATA", str(ml100k_dir.parent))
+    _, record = fit(tmp_path, capsys, "--data", "ml-100k", "--data.split", "u2", "--trainer.max_epochs", "1")
+    assert "20000 test" in record["data"]
+
+
+@pytest.mark.parametrize("lines, flags, fragments", [
+    ([], [], ["empty"]),
+    (["1\t1\t5\t0", "1\t2\t4"], [], ["line 2"]),
+    (["1\t1\t5\t0", "1\t2\tfive\t0"], [], ["line 2", "five"]),
+    (["1\t1\t5\t0", "1\t2\tnan\t0"], [], ["line 2"]),
+    (["1\t1\t5\t0", "1\t2\t9\t0"], ["--data.rating_range", "[1,5]"], ["9"]),
+    (["1\t1\t5\t0", "1\t1\t4\t1", "2\t1\t3\t2"], ["--data.duplicates", "error"], ["duplicate"]),
+])
+def test_bad_ratings_files_are_one_line_errors(lines: list[str], flags: list[str], fragments: list[str],
+                                               tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = ratings_file(tmp_path, lines)
+    code, _, err = run(["fit", "--model", "toy", "--data", str(path), *flags], capsys)
+    assert_one_line_error(code, err, *fragments)
+
+
+def test_split_leaving_test_set_empty_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = ratings_file(tmp_path, ["1\t1\t5\t0", "1\t2\t4\t1", "2\t1\t3\t2"])
+    code, _, err = run(["fit", "--model", "toy", "--data", str(path), "--data.split", "temporal",
+                        "--data.time_cut", "99"], capsys)
+    assert_one_line_error(code, err, "empty")
+
+
+def test_a_broken_plugin_is_reported_and_the_others_work(monkeypatch: pytest.MonkeyPatch,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    from importlib.metadata import EntryPoint
+
+    from reclight import plugins
+
+    monkeypatch.setattr(plugins, "entry_points", lambda group: [
+        EntryPoint("broken", "reclight_no_such_module_xyz", "reclight")])
+    plugin_set = PluginSet()
+    plugin_set.load_entry_points()
+    plugin_set.add(toy_plugin, "toy", "reclight-toy-tests", "0.0")
+    reset_plugins(plugin_set)
+    code, out, err = run(["models"], capsys)
+    assert code == 0 and "toy" in out
+    assert "plugin 'broken'" in err and "ModuleNotFoundError" in err and "skipped" in err
