@@ -103,7 +103,7 @@ def recommend(ckpt: str, users: str, k: int, output: str | None, include_seen: b
         click.echo(frame.to_csv(index=False), nl=False)
 
 
-@cli.command()
+@cli.command(context_settings={"ignore_unknown_options": True})
 @click.option("--models", "names", required=True, help="comma-separated model names, e.g. mf,autorec")
 @click.option("--output", default=None, help="also write the table as CSV")
 @click.option("--overwrite", is_flag=True, help="replace --output if it exists")

@@ -254,3 +254,26 @@ def test_a_broken_plugin_is_reported_and_the_others_work(monkeypatch: pytest.Mon
     code, out, err = run(["models"], capsys)
     assert code == 0 and "toy" in out
     assert "plugin 'broken'" in err and "ModuleNotFoundError" in err and "skipped" in err
+
+
+def test_fit_help_lists_trainer_data_and_model_flags(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(["fit", "--model", "toy", "--help"], capsys)
+    assert code == 0
+    for flag in ("--trainer.max_epochs", "--trainer.devices", "--data.split", "--data.columns",
+                 "--model.lr", "--config"):
+        assert flag in out
+
+
+def test_compare_prints_one_row_per_model(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    table = tmp_path / "table.csv"
+    code, out, err = run(["compare", "--models", "toy,toy", "--output", str(table),
+                          "--trainer.default_root_dir", str(tmp_path), *SMALL], capsys)
+    assert code == 0, err
+    rows = pd.read_csv(table)
+    assert list(rows["model"]) == ["toy", "toy"] and rows["test_rmse"].notna().all()
+    assert "test_rmse" in out
+
+
+def test_datasets_lists_builtins(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(["datasets"], capsys)
+    assert code == 0 and all(name in out for name in ("synthetic", "ml-100k", "ml-1m"))
