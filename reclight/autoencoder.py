@@ -1,0 +1,164 @@
+"""Shared code of row autoencoders for explicit ratings: AutoRec (Sedhain, Menon, Sanner and
+Xie, "AutoRec: Autoencoders Meet Collaborative Filtering", WWW 2015) and DeepRec (Kuchaiev and
+Ginsburg, "Training Deep AutoEncoders for Collaborative Filtering", 2017).
+
+A row autoencoder reads one sparse row of the training matrix (a user's ratings of every item,
+or for an item-based model an item's ratings by every user), reconstructs it densely, and is
+trained on the masked MSE over the observed entries only. A rating (u, i) is predicted by
+feeding u's (or i's) training row and reading the reconstruction at the other index, so the
+core's evaluation works unchanged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import ClassVar
+
+import torch
+from torch import Tensor, nn
+
+from reclight.data import SparseRows
+from reclight.errors import ConfigError
+from reclight.losses import masked_mse
+from reclight.model import RecModel
+from reclight.refeed import DenseRefeeding, check_refeed
+
+ACTIVATIONS: dict[str, type[nn.Module]] = {
+    "selu": nn.SELU, "elu": nn.ELU, "lrelu": nn.LeakyReLU, "relu": nn.ReLU, "relu6": nn.ReLU6,
+    "sigmoid": nn.Sigmoid, "tanh": nn.Tanh, "swish": nn.SiLU, "identity": nn.Identity,
+}
+VARIANTS = {"user": "user_rows", "item": "item_rows"}
+# Cells (rows x columns) densified and reconstructed at once when predicting.
+CHUNK_CELLS = 1 << 22
+
+
+def activation(name: str, flag: str = "--model.activation") -> nn.Module:
+    """The activation module called ``name``; ConfigError listing the valid names otherwise."""
+    if name not in ACTIVATIONS:
+        raise ConfigError(f"unknown activation '{name}' ({flag}); choose one of "
+                          f"{', '.join(ACTIVATIONS)}")
+    return ACTIVATIONS[name]()
+
+
+def parse_layers(hidden: str | int | Sequence[int], flag: str = "--model.hidden") -> list[int]:
+    """Layer sizes from ``"512,512,1024"``, ``"[512, 512]"``, ``512`` or ``[512, 512]``."""
+    if isinstance(hidden, str):
+        parts = [p.strip() for p in hidden.strip().strip("[]()").split(",") if p.strip()]
+        try:
+            sizes = [int(p) for p in parts]
+        except ValueError:
+            raise ConfigError(f"hidden layer sizes '{hidden}' must be integers separated by commas, "
+                              f"e.g. {flag} 512,512,1024") from None
+    elif isinstance(hidden, int):
+        sizes = [hidden]
+    else:
+        sizes = [int(h) for h in hidden]
+    if not sizes:
+        raise ConfigError(f"the hidden layer list is empty ({flag}); give at least one size, "
+                          f"e.g. {flag} 512,512,1024")
+    if min(sizes) < 1:
+        raise ConfigError(f"hidden layer sizes {sizes} must all be >= 1 ({flag})")
+    return sizes
+
+
+def check_dropout(p: float, flag: str = "--model.dropout") -> float:
+    """``p`` if it is a dropout probability in [0, 1), else ConfigError."""
+    if not 0.0 <= p < 1.0:
+        raise ConfigError(f"dropout={p} must be in [0, 1) ({flag}); 0 turns it off")
+    return float(p)
+
+
+class RowAutoencoderModel(RecModel):
+    """Base of row autoencoders: subclasses set ``self.net`` (input width = ``row_width``).
+
+    Args:
+        variant: "user" (rows of R, the user_rows view) or "item" (rows of R transposed, the
+            item_rows view); it sets ``self.input_kind``.
+        refeed_steps: dense re-feeding passes after each normal step (0: off); see
+            :mod:`reclight.refeed`.
+        refeed_dropout: dropout noise on the re-fed input, in [0, 1).
+    """
+
+    input_kind: ClassVar[str] = "user_rows"
+
+    def __init__(self, num_users: int, num_items: int, global_mean: float = 0.0,
+                 rating_range: tuple[float, float] = (1.0, 5.0), variant: str = "user",
+                 refeed_steps: int = 0, refeed_dropout: float = 0.0) -> None:
+        super().__init__(num_users, num_items, global_mean, rating_range)
+        if variant not in VARIANTS:
+            raise ConfigError(f"unknown variant '{variant}' (--model.variant); choose one of "
+                              f"{', '.join(VARIANTS)}")
+        check_refeed(refeed_steps, refeed_dropout)
+        self.variant = variant
+        self.input_kind = VARIANTS[variant]  # type: ignore[misc]  # per instance: the CLI reads it
+        self._source: tuple[SparseRows, SparseRows] | None = None
+        if refeed_steps > 0:
+            self.step_hooks.append(DenseRefeeding(refeed_steps, refeed_dropout))
+
+    @property
+    def row_width(self) -> int:
+        """Length of one input row: items for the user variant, users for the item variant."""
+        return self.num_items if self.variant == "user" else self.num_users
+
+    # ---- the network ----------------------------------------------------------------------
+    def reconstruct(self, values: Tensor) -> Tensor:
+        """Dense reconstruction [B, row_width] of dense input rows (zeros where unobserved)."""
+        return self.net(values)
+
+    def regularization(self) -> Tensor:
+        """Weight penalty added to the loss; none by default."""
+        return torch.zeros((), device=self.device)
+
+    def row_input(self, batch: dict[str, Tensor]) -> Tensor:
+        """The network input of a batch: observed ratings, zeros elsewhere."""
+        return torch.where(batch["mask"], batch["values"], torch.zeros_like(batch["values"]))
+
+    def training_loss(self, batch: dict[str, Tensor]) -> Tensor:
+        pred = self.reconstruct(self.row_input(batch))
+        return masked_mse(pred, batch["values"], batch["mask"]) + self.regularization()
+
+    # ---- prediction from the training rows -------------------------------------------------
+    def source_rows(self) -> SparseRows:
+        """The training matrix in this model's row orientation (R or its transpose)."""
+        if self.train_rows is None:
+            raise ConfigError(f"{type(self).__name__} has no training matrix; attach data "
+                              "(model.attach_data(datamodule)) or load a checkpoint")
+        if self.variant == "user":
+            return self.train_rows
+        if self._source is None or self._source[0] is not self.train_rows:
+            self._source = (self.train_rows, self.train_rows.transpose())
+        return self._source[1]
+
+    def reconstruct_rows(self, rows: Tensor) -> Tensor:
+        """Reconstructions [len(rows), row_width] of training rows ``rows``, in chunks."""
+        source = self.source_rows()
+        step = max(1, CHUNK_CELLS // max(self.row_width, 1))
+        parts = []
+        for s in range(0, len(rows), step):
+            values, mask = source.dense(rows[s:s + step].cpu())
+            parts.append(self.reconstruct(values.to(self.device)))
+        if not parts:
+            return torch.zeros(0, self.row_width, device=self.device)
+        return torch.cat(parts)
+
+    def predict_ratings(self, users: Tensor, items: Tensor) -> Tensor:
+        rows, cols = (users, items) if self.variant == "user" else (items, users)
+        unique, inverse = torch.unique(rows, return_inverse=True)
+        out = torch.empty(len(rows), device=self.device)
+        step = max(1, CHUNK_CELLS // max(self.row_width, 1))
+        for s in range(0, len(unique), step):
+            recon = self.reconstruct_rows(unique[s:s + step])
+            sel = (inverse >= s) & (inverse < s + step)
+            out[sel] = recon[inverse[sel] - s, cols[sel].to(self.device)]
+        return out
+
+    def score_items(self, users: Tensor) -> Tensor:
+        if self.variant == "user":
+            return self.reconstruct_rows(users)
+        scores = torch.empty(len(users), self.num_items, device=self.device)
+        step = max(1, CHUNK_CELLS // max(self.num_users, 1))
+        for s in range(0, self.num_items, step):
+            items = torch.arange(s, min(s + step, self.num_items))
+            scores[:, s:s + len(items)] = self.reconstruct_rows(items)[:, users.to(self.device)].T
+        return scores
+
