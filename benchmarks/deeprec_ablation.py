@@ -1,0 +1,157 @@
+"""DeepRec ablation on MovieLens 100K: activation, depth, code dropout and dense re-feeding.
+
+Each row changes one setting of the DEFAULT configuration (everything else at its default)
+and reports test RMSE, MAE, fit seconds and the peak resident memory of the run. Every run is
+a fresh child process (so peak memory is that run's alone) going through the same code path
+as `reclight fit` (reclight.runner.run_fit).
+
+    .venv/bin/python benchmarks/deeprec_ablation.py                  # u1 fold
+    .venv/bin/python benchmarks/deeprec_ablation.py --folds u1,u2,u3,u4,u5
+    .venv/bin/python benchmarks/deeprec_ablation.py --data /path/to/ml-100k --json out.json
+
+``--compare autorec,deeprec`` instead runs each named model with its DEFAULT settings on every
+fold, next to Surprise SVD (when installed) in the same run, with fit seconds and peak memory
+per fold (for the temporal split: ``--folds temporal --extra "--data.time_cut 0.8"``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_DATA = os.environ.get("RECLIGHT_DATA", str(ROOT.parent / "shared" / "data")) + "/ml-100k"
+
+# (group, label, flags that differ from the defaults). The defaults are selu, hidden
+# 512,512,1024 (6 layers), dropout 0.8 and refeed_steps 1, so each group's remaining setting is
+# the "defaults" row.
+ABLATION: list[tuple[str, str, list[str]]] = [
+    ("all", "defaults (selu, 6 layers, dropout 0.8, refeed 1)", []),
+    ("activation", "relu", ["--model.activation", "relu"]),
+    ("activation", "sigmoid", ["--model.activation", "sigmoid"]),
+    ("depth", "2 layers (hidden 512)", ["--model.hidden", "512"]),
+    ("depth", "4 layers (hidden 512,512)", ["--model.hidden", "512,512"]),
+    ("dropout", "dropout 0", ["--model.dropout", "0.0"]),
+    ("dropout", "dropout 0.5", ["--model.dropout", "0.5"]),
+    ("re-feeding", "refeed_steps 0", ["--model.refeed_steps", "0"]),
+]
+
+
+def run_child(args: list[str]) -> dict:
+    """One `reclight fit` in a fresh process: its metrics plus peak RSS in MiB."""
+    code = ("import json, resource, sys, warnings; warnings.filterwarnings('ignore');"
+            "from reclight.runner import run_fit;"
+            "r = run_fit(json.loads(sys.argv[1]), quiet=True)['metrics'];"
+            "r['peak_rss_mib'] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024;"
+            "print('RESULT ' + json.dumps(r))")
+    out = subprocess.run([sys.executable, "-c", code, json.dumps(args)], capture_output=True,
+                         text=True, cwd=ROOT, check=False)
+    for line in out.stdout.splitlines():
+        if line.startswith("RESULT "):
+            return json.loads(line[7:])
+    raise RuntimeError(f"run failed: {' '.join(args)}\n{out.stderr[-2000:]}")
+
+
+def fit_args(model: str, data: str, fold: str, extra: list[str]) -> list[str]:
+    return ["--model", model, "--data", data, "--data.split", fold,
+            "--trainer.logger", "false", "--trainer.enable_checkpointing", "false",
+            "--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false",
+            *extra]
+
+
+SURPRISE = r"""
+import json, resource, sys, time
+from surprise import SVD, Dataset, Reader
+import pandas as pd
+from reclight.data import RatingDataModule
+dm = RatingDataModule(**json.loads(sys.argv[1]))
+def frame(r):
+    return pd.DataFrame({"u": r.users.numpy(), "i": r.items.numpy(), "r": r.ratings.numpy()})
+tr = frame(dm.train)
+data = Dataset.load_from_df(tr[["u", "i", "r"]], Reader(rating_scale=dm.rating_range))
+algo = SVD(random_state=0)
+t = time.perf_counter(); algo.fit(data.build_full_trainset()); fit_s = time.perf_counter() - t
+te = frame(dm.test)
+pred = [algo.predict(u, i).est if u >= 0 and i >= 0 else dm.global_mean for u, i in zip(te.u, te.i)]
+err = pd.Series(pred) - te.r
+print("RESULT " + json.dumps({"test_rmse": float((err ** 2).mean() ** 0.5), "test_mae": float(err.abs().mean()),
+      "fit_seconds": fit_s, "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+"""
+
+
+def run_surprise(data: str, fold: str, extra: list[str]) -> dict | None:
+    """Surprise SVD (defaults, seed 0) on the same train/test parts; None if not installed."""
+    kwargs: dict = {"source": data, "split": fold}
+    for i in range(0, len(extra) - 1, 2):
+        if extra[i].startswith("--data."):
+            kwargs[extra[i][7:]] = float(extra[i + 1])
+    out = subprocess.run([sys.executable, "-c", SURPRISE, json.dumps(kwargs)], capture_output=True,
+                         text=True, cwd=ROOT, check=False)
+    for line in out.stdout.splitlines():
+        if line.startswith("RESULT "):
+            return json.loads(line[7:])
+    return None
+
+
+def compare(models: list[str], data: str, folds: list[str], extra: list[str]) -> list[dict]:
+    """Default settings of each model (and Surprise SVD) on each fold, side by side."""
+    rows = []
+    print("| model | fold | test RMSE | test MAE | fit s | peak RSS MiB |")
+    print("|---|---|---|---|---|---|")
+    for name in [*models, "surprise-svd"]:
+        per = []
+        for fold in folds:
+            r = (run_surprise(data, fold, extra) if name == "surprise-svd"
+                 else run_child(fit_args(name, data, fold, extra)))
+            if r is None:
+                break
+            per.append(r)
+            rows.append({"model": name, "fold": fold, **{k: r[k] for k in
+                         ("test_rmse", "test_mae", "fit_seconds", "peak_rss_mib")}})
+            print(f"| {name} | {fold} | {r['test_rmse']:.4f} | {r['test_mae']:.4f} | "
+                  f"{r['fit_seconds']:.1f} | {r['peak_rss_mib']:.0f} |", flush=True)
+        if len(per) > 1:
+            mean = {k: sum(r[k] for r in per) / len(per) for k in per[0]}
+            print(f"| **{name}** | **mean** | **{mean['test_rmse']:.4f}** | {mean['test_mae']:.4f} | "
+                  f"{mean['fit_seconds']:.1f} | {max(r['peak_rss_mib'] for r in per):.0f} (max) |",
+                  flush=True)
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", default=DEFAULT_DATA, help="MovieLens 100K folder")
+    parser.add_argument("--folds", default="u1", help="comma-separated predefined folds")
+    parser.add_argument("--model", default="deeprec")
+    parser.add_argument("--json", default=None, help="also write all results here")
+    parser.add_argument("--compare", default=None, help="models to run with defaults, e.g. autorec,deeprec")
+    parser.add_argument("--extra", default="", help="extra flags for every run, e.g. '--data.time_cut 0.8'")
+    opts = parser.parse_args()
+    folds = opts.folds.split(",")
+    if opts.compare:
+        rows = compare(opts.compare.split(","), opts.data, folds, opts.extra.split())
+        if opts.json:
+            Path(opts.json).write_text(json.dumps(rows, indent=2) + "\n")
+        return
+    rows = []
+    print(f"| setting | changed flags | test RMSE | test MAE | fit s | peak RSS MiB |  ({opts.model}, folds {opts.folds})")
+    print("|---|---|---|---|---|---|")
+    for group, label, extra in ABLATION:
+        key = json.dumps(extra)
+        results = [run_child(fit_args(opts.model, opts.data, f, extra)) for f in folds]
+        mean = {k: sum(r[k] for r in results) / len(results)
+                for k in ("test_rmse", "test_mae", "fit_seconds", "peak_rss_mib")}
+        rows.append({"group": group, "label": label, "flags": extra, "folds": folds, **mean})
+        print(f"| {group}: {label} | {' '.join(extra) or '-'} | {mean['test_rmse']:.4f} | "
+              f"{mean['test_mae']:.4f} | {mean['fit_seconds']:.1f} | {mean['peak_rss_mib']:.0f} |",
+              flush=True)
+    if opts.json:
+        Path(opts.json).write_text(json.dumps(rows, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,79 @@
+"""AutoRec: the shared contract plus variants, optimisers, the L2 penalty and bad settings."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import torch
+
+from reclight.errors import ConfigError
+from reclight.testing import RecModelContract, quiet_trainer
+from reclight_autorec.model import AutoRec
+
+SMALL = {"hidden": 16, "reg": 0.1, "lr": 0.01}
+
+
+class TestAutoRecContract(RecModelContract):
+    model_name = "autorec"
+    model_kwargs = SMALL
+    fit_epochs = 25
+    batch_size = 16
+
+
+class TestUserAutoRecContract(TestAutoRecContract):
+    """U-AutoRec: the contract builds the data view from the instance's ``input_kind``."""
+
+    model_kwargs = {**SMALL, "variant": "user"}
+
+
+def fit(**kwargs: Any) -> tuple[AutoRec, float, float]:
+    contract = TestAutoRecContract()
+    dm = contract.make_data()
+    torch.manual_seed(0)
+    model = AutoRec(dm.num_users, dm.num_items, dm.global_mean, dm.rating_range, **{**SMALL, **kwargs})
+    dm.set_view(model.input_kind)
+    model.attach_data(dm)
+    before = contract.train_rmse(model, dm)
+    quiet_trainer(max_epochs=15).fit(model, datamodule=dm)
+    return model, before, contract.train_rmse(model, dm)
+
+
+@pytest.mark.parametrize("variant, optimizer", [("item", "lbfgs"), ("user", "lbfgs"), ("user", "adam")])
+def test_each_variant_and_optimizer_learns(variant: str, optimizer: str) -> None:
+    model, before, after = fit(variant=variant, optimizer=optimizer, lbfgs_iters=5)
+    assert model.input_kind == f"{variant}_rows"
+    assert after < 0.8 * before, f"{variant}/{optimizer}: {before:.3f} -> {after:.3f}"
+
+
+def test_refeeding_switches_on_with_the_same_flag() -> None:
+    model, before, after = fit(refeed_steps=1)
+    assert len(model.step_hooks) == 1 and after < 0.8 * before
+
+
+def test_penalty_is_lambda_over_two_n_times_the_weight_norms() -> None:
+    contract = TestAutoRecContract()
+    dm = contract.make_data()
+    model = AutoRec(dm.num_users, dm.num_items, dm.global_mean, dm.rating_range, hidden=4, reg=3.0)
+    model.attach_data(dm)
+    norms = model.net.encoder.weight.pow(2).sum() + model.net.decoder.weight.pow(2).sum()
+    torch.testing.assert_close(model.regularization(), 3.0 / (2 * dm.train_rows.nnz) * norms)
+
+
+def test_item_based_is_the_default_and_reads_item_rows() -> None:
+    model = AutoRec(6, 4)
+    assert AutoRec.input_kind == model.input_kind == "item_rows"
+    assert model.net.encoder.in_features == 6  # an item's vector of user ratings
+
+
+@pytest.mark.parametrize("kwargs, fragment", [
+    ({"encoder": "gelu"}, r"unknown activation 'gelu' \(--model.encoder\); choose one of selu"),
+    ({"decoder": "softmax"}, r"unknown activation 'softmax' \(--model.decoder\)"),
+    ({"optimizer": "rprop"}, "unknown optimizer 'rprop'"),
+    ({"variant": "both"}, "unknown variant 'both'"),
+    ({"refeed_steps": -1}, "refeed_steps=-1 must be an integer >= 0"),
+    ({"hidden": 0}, "hidden >= 1"),
+])
+def test_bad_hyper_parameters_are_one_line_errors(kwargs: dict, fragment: str) -> None:
+    with pytest.raises(ConfigError, match=fragment):
+        AutoRec(5, 5, 3.0, (1.0, 5.0), **kwargs)

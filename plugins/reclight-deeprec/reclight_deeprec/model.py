@@ -1,0 +1,110 @@
+"""The ``deeprec`` model: a deep autoencoder for ratings (Kuchaiev and Ginsburg, "Training Deep
+AutoEncoders for Collaborative Filtering", arXiv:1708.01715, 2017).
+
+User-based: each user's sparse vector of item ratings is encoded through any list of layers,
+decoded through the mirrored list, and trained on the masked MSE (eq. 1). The paper's
+ingredients are all options: SELU (and other) activations, heavy dropout on the code layer,
+a constrained decoder (tied transposed weights), a linear last layer, dense re-feeding
+(section 2.3; a step hook, :mod:`reclight.refeed`), and SGD with momentum under a multi-step
+learning-rate schedule, or Adam.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+import torch
+
+from reclight.autoencoder import RowAutoencoderModel, activation, check_dropout, parse_layers
+from reclight.errors import ConfigError
+from reclight_deeprec.network import DeepAutoencoder
+
+OPTIMIZERS = ("sgd", "adam")
+
+
+class DeepRec(RowAutoencoderModel):
+    """Deep autoencoder with dense re-feeding (Kuchaiev and Ginsburg 2017).
+
+    Args:
+        num_users: filled in from the data.
+        num_items: filled in from the data.
+        global_mean: filled in from the data.
+        rating_range: filled in from the data.
+        hidden: encoder layer sizes, a list or a comma-separated string ("512,512,1024");
+            the decoder mirrors them, so k sizes give 2k layers.
+        activation: selu, elu, lrelu, relu, relu6, sigmoid, tanh, swish (or identity).
+        dropout: dropout probability on the code layer, in [0, 1).
+        constrained: decoder weights are the transposed encoder weights (own biases).
+        linear_last: no activation on the output layer.
+        optimizer: "sgd" (with momentum and the multi-step schedule) or "adam".
+        lr: learning rate.
+        momentum: SGD momentum.
+        weight_decay: L2 weight decay of the optimiser.
+        milestones: epochs after which the learning rate is multiplied by ``gamma``
+            (a list or a comma-separated string; empty: constant rate).
+        gamma: the multi-step schedule's factor.
+        variant: "user" (the paper's) or "item" (rows are items).
+        refeed_steps: dense re-feeding steps after each normal step (0: off).
+        refeed_dropout: dropout noise on the re-fed input.
+    """
+
+    input_kind: ClassVar[str] = "user_rows"
+    trainer_defaults: ClassVar[dict[str, Any]] = {"max_epochs": 40}
+    data_defaults: ClassVar[dict[str, Any]] = {"batch_size": 32}
+
+    def __init__(self, num_users: int, num_items: int, global_mean: float = 0.0,
+                 rating_range: tuple[float, float] = (1.0, 5.0),
+                 hidden: list[int] | str = "512,512,1024", activation: str = "selu",
+                 dropout: float = 0.8, constrained: bool = False, linear_last: bool = False,
+                 optimizer: str = "sgd", lr: float = 0.005, momentum: float = 0.9,
+                 weight_decay: float = 0.0, milestones: list[int] | str = "",
+                 gamma: float = 0.5, variant: str = "user", refeed_steps: int = 1,
+                 refeed_dropout: float = 0.0) -> None:
+        super().__init__(num_users, num_items, global_mean, rating_range, variant=variant,
+                         refeed_steps=refeed_steps, refeed_dropout=refeed_dropout)
+        layers = parse_layers(hidden)
+        act = _activation(activation)
+        check_dropout(dropout)
+        if optimizer not in OPTIMIZERS:
+            raise ConfigError(f"unknown optimizer '{optimizer}' for deeprec; choose one of "
+                              f"{', '.join(OPTIMIZERS)} (--model.optimizer)")
+        if lr <= 0 or weight_decay < 0 or not 0 <= momentum < 1 or not 0 < gamma <= 1:
+            raise ConfigError(f"deeprec needs lr > 0, weight_decay >= 0, 0 <= momentum < 1 and "
+                              f"0 < gamma <= 1; got lr={lr}, weight_decay={weight_decay}, "
+                              f"momentum={momentum}, gamma={gamma}")
+        self.milestones = _milestones(milestones)
+        self.save_hyperparameters()
+        self.net = DeepAutoencoder(self.row_width, layers, act, dropout, constrained, linear_last)
+
+    def configure_optimizers(self) -> Any:
+        hp = self.hparams
+        if hp.optimizer == "adam":
+            opt: torch.optim.Optimizer = torch.optim.Adam(self.net.parameters(), lr=hp.lr,
+                                                          weight_decay=hp.weight_decay)
+        else:
+            opt = torch.optim.SGD(self.net.parameters(), lr=hp.lr, momentum=hp.momentum,
+                                  weight_decay=hp.weight_decay)
+        if not self.milestones:
+            return opt
+        sched = torch.optim.lr_scheduler.MultiStepLR(opt, self.milestones, gamma=hp.gamma)
+        return {"optimizer": opt, "lr_scheduler": sched}
+
+
+def _activation(name: str) -> torch.nn.Module:
+    return activation(name, "--model.activation")
+
+
+def _milestones(value: Sequence[int] | str) -> list[int]:
+    if isinstance(value, str):
+        parts = [p.strip() for p in value.strip().strip("[]()").split(",") if p.strip()]
+    else:
+        parts = list(value)
+    try:
+        epochs = sorted(int(p) for p in parts)
+    except ValueError:
+        raise ConfigError(f"milestones '{value}' must be epochs separated by commas, "
+                          "e.g. --model.milestones 24,36,48") from None
+    if any(e < 1 for e in epochs):
+        raise ConfigError(f"milestones {epochs} must be epochs >= 1 (--model.milestones)")
+    return epochs

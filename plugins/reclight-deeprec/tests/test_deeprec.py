@@ -1,0 +1,93 @@
+"""DeepRec: the shared contract plus re-feeding, the constrained decoder, optimisers and bad
+settings."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import torch
+
+from reclight.errors import ConfigError
+from reclight.testing import RecModelContract, quiet_trainer
+from reclight_deeprec.model import DeepRec
+
+SMALL = {"hidden": "16,8", "dropout": 0.0, "optimizer": "adam", "lr": 0.01}
+
+
+class TestDeepRecContract(RecModelContract):
+    model_name = "deeprec"
+    model_kwargs = SMALL
+    fit_epochs = 25
+    batch_size = 16
+
+
+def fitted(epochs: int = 2, **kwargs: Any) -> tuple[DeepRec, Any, float, float]:
+    contract = TestDeepRecContract()
+    dm = contract.make_data()
+    torch.manual_seed(0)
+    model = DeepRec(dm.num_users, dm.num_items, dm.global_mean, dm.rating_range, **{**SMALL, **kwargs})
+    dm.set_view(model.input_kind)
+    model.attach_data(dm)
+    before = contract.train_rmse(model, dm)
+    trainer = quiet_trainer(max_epochs=epochs)
+    trainer.fit(model, datamodule=dm)
+    return model, trainer, before, contract.train_rmse(model, dm)
+
+
+def test_refeeding_takes_the_extra_optimiser_step_and_changes_the_weights() -> None:
+    plain, t0, _, _ = fitted(refeed_steps=0)
+    refed, t1, _, _ = fitted(refeed_steps=1)
+    assert t1.global_step == 2 * t0.global_step > 0
+    assert not torch.allclose(plain.net.enc_w[0], refed.net.enc_w[0])
+
+
+def test_constrained_decoder_shares_the_encoder_weights() -> None:
+    model = DeepRec(10, 12, hidden=[6, 4], constrained=True)
+    net = model.net
+    assert len(net.dec_w) == 0
+    assert net.decoder_weight(0).data_ptr() == net.enc_w[1].data_ptr()
+    assert net.decoder_weight(1).data_ptr() == net.enc_w[0].data_ptr()
+    assert net.decoder_weight(1).shape == (12, 6)
+    # A gradient through the decoder alone reaches the (shared) encoder parameter.
+    net.decode(torch.randn(3, 4)).sum().backward()
+    assert net.enc_w[0].grad is not None and net.enc_w[0].grad.abs().sum() > 0
+    assert sum(p.numel() for p in net.parameters()) < sum(
+        p.numel() for p in DeepRec(10, 12, hidden=[6, 4]).net.parameters())
+
+
+def test_linear_last_layer_can_go_negative() -> None:
+    model = DeepRec(10, 12, hidden=[4], activation="relu", linear_last=True, dropout=0.0)
+    with torch.no_grad():
+        model.net.dec_b[0].fill_(-5.0)
+        assert (model.reconstruct(torch.zeros(2, 12)) < 0).all()
+
+
+@pytest.mark.parametrize("kwargs", [
+    {"optimizer": "sgd", "lr": 0.05, "milestones": "5,10", "constrained": True, "activation": "elu"},
+    {"optimizer": "adam", "dropout": 0.5, "refeed_steps": 1, "refeed_dropout": 0.2, "activation": "swish"},
+])
+def test_optimizers_and_options_learn(kwargs: dict) -> None:
+    _, _, before, after = fitted(epochs=15, **kwargs)
+    assert after < 0.8 * before, f"{kwargs}: {before:.3f} -> {after:.3f}"
+
+
+def test_hidden_accepts_a_string_or_a_list() -> None:
+    a, b = DeepRec(5, 7, hidden="8,4"), DeepRec(5, 7, hidden=[8, 4])
+    assert [w.shape for w in a.net.enc_w] == [w.shape for w in b.net.enc_w] == [(8, 7), (4, 8)]
+
+
+@pytest.mark.parametrize("kwargs, fragment", [
+    ({"hidden": ""}, "hidden layer list is empty"),
+    ({"hidden": []}, "hidden layer list is empty"),
+    ({"dropout": -0.1}, r"dropout=-0.1 must be in \[0, 1\)"),
+    ({"dropout": 1.0}, r"dropout=1.0 must be in \[0, 1\)"),
+    ({"activation": "gelu"}, "unknown activation 'gelu'.*selu, elu, lrelu, relu, relu6, sigmoid, tanh, swish"),
+    ({"refeed_steps": -1}, "refeed_steps=-1 must be an integer >= 0"),
+    ({"optimizer": "rmsprop"}, "unknown optimizer 'rmsprop'"),
+    ({"milestones": "5,x"}, "milestones"),
+])
+def test_bad_hyper_parameters_are_one_line_errors(kwargs: dict, fragment: str) -> None:
+    with pytest.raises(ConfigError, match=fragment) as info:
+        DeepRec(5, 5, 3.0, (1.0, 5.0), **kwargs)
+    assert "\n" not in str(info.value)
