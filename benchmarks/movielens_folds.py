@@ -38,6 +38,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import reclight  # noqa: F401  first: it sets OMP_WAIT_POLICY before anything loads torch
+
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 SURPRISE = "Surprise SVD"
@@ -72,9 +74,9 @@ def fit_reclight(name: str, data_dir: Path, fold: str, workdir: str,
     cls = get_registry().get(name).load()
     L.seed_everything(0, verbose=False)  # the CLI's default --seed_everything
     dm = RatingDataModule(source=str(data_dir), split=fold, **cls.data_defaults)
-    dm.set_view(cls.input_kind)
     model = cls(num_users=dm.num_users, num_items=dm.num_items, global_mean=dm.global_mean,
                 rating_range=dm.rating_range)
+    dm.set_view(model.input_kind)  # from the instance, as the CLI does
     model.attach_data(dm)
     settings = {**CORE_TRAINER_DEFAULTS, **cls.trainer_defaults, "default_root_dir": workdir,
                 "logger": False, "enable_checkpointing": False, "enable_progress_bar": False,

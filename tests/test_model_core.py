@@ -125,3 +125,21 @@ def test_ddp_evaluation_is_exact(tmp_path: Any) -> None:
     got = ddp.test(model, datamodule=dm, verbose=False)[0]
     assert got["test_rmse"] == pytest.approx(expected["test_rmse"], abs=1e-6)
     assert got["test_ndcg@10"] == pytest.approx(expected["test_ndcg@10"], abs=1e-6)
+
+
+def test_declared_cpu_threads_apply_during_fit_and_are_restored() -> None:
+    seen: list[int] = []
+
+    class OneThread(ToyBiases):
+        cpu_threads = 1
+
+        def training_loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+            seen.append(torch.get_num_threads())
+            return super().training_loss(batch)
+
+    dm = data()
+    model = OneThread(dm.num_users, dm.num_items, dm.global_mean, dm.rating_range)
+    torch.set_num_threads(2)
+    quiet_trainer(max_epochs=1).fit(model, datamodule=dm)
+    assert seen and set(seen) == {1}
+    assert torch.get_num_threads() == 2
