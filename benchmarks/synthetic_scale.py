@@ -24,8 +24,7 @@ CHILD = r"""
 import json, resource, sys, time, warnings
 warnings.filterwarnings("ignore")
 import logging; logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
-import torch
-from reclight.data import RatingDataModule
+from reclight.data import RatingDataModule  # reclight before torch: it sets OMP_WAIT_POLICY
 from reclight.registry import get_registry
 from reclight.testing import quiet_trainer
 
