@@ -12,6 +12,9 @@ as `reclight fit` (reclight.runner.run_fit).
 ``--compare autorec,deeprec`` instead runs each named model with its DEFAULT settings on every
 fold, next to Surprise SVD (when installed) in the same run, with fit seconds and peak memory
 per fold (for the temporal split: ``--folds temporal --extra "--data.time_cut 0.8"``).
+``--also "LABEL=MODEL FLAGS..."`` (repeatable) adds a non-default setting as its own rows, e.g.
+``--also "deeprec-item=deeprec --model.variant item --model.refeed_steps 0 --model.milestones 20,30``
+``--model.gamma 0.5"``.
 """
 
 from __future__ import annotations
@@ -97,16 +100,27 @@ def run_surprise(data: str, fold: str, extra: list[str]) -> dict | None:
     return None
 
 
-def compare(models: list[str], data: str, folds: list[str], extra: list[str]) -> list[dict]:
-    """Default settings of each model (and Surprise SVD) on each fold, side by side."""
+def parse_also(spec: str) -> tuple[str, str, list[str]]:
+    """``"LABEL=MODEL FLAGS..."`` -> (label, model, flags)."""
+    label, sep, rest = spec.partition("=")
+    words = rest.split()
+    if not sep or not label.strip() or not words:
+        raise SystemExit(f"--also '{spec}' must look like 'LABEL=MODEL --model.flag value ...'")
+    return label.strip(), words[0], words[1:]
+
+
+def compare(models: list[str], data: str, folds: list[str], extra: list[str],
+            also: list[tuple[str, str, list[str]]] = ()) -> list[dict]:
+    """Default settings of each model, each ``also`` setting, and Surprise SVD on each fold."""
     rows = []
     print("| model | fold | test RMSE | test MAE | fit s | peak RSS MiB |")
     print("|---|---|---|---|---|---|")
-    for name in [*models, "surprise-svd"]:
+    runs = [(m, m, []) for m in models] + list(also) + [("surprise-svd", "surprise-svd", [])]
+    for name, model, flags in runs:
         per = []
         for fold in folds:
-            r = (run_surprise(data, fold, extra) if name == "surprise-svd"
-                 else run_child(fit_args(name, data, fold, extra)))
+            r = (run_surprise(data, fold, extra) if model == "surprise-svd"
+                 else run_child(fit_args(model, data, fold, [*extra, *flags])))
             if r is None:
                 break
             per.append(r)
@@ -129,11 +143,14 @@ def main() -> None:
     parser.add_argument("--model", default="deeprec")
     parser.add_argument("--json", default=None, help="also write all results here")
     parser.add_argument("--compare", default=None, help="models to run with defaults, e.g. autorec,deeprec")
+    parser.add_argument("--also", action="append", default=[],
+                        help="with --compare: 'LABEL=MODEL FLAGS...' rows beside the defaults")
     parser.add_argument("--extra", default="", help="extra flags for every run, e.g. '--data.time_cut 0.8'")
     opts = parser.parse_args()
     folds = opts.folds.split(",")
     if opts.compare:
-        rows = compare(opts.compare.split(","), opts.data, folds, opts.extra.split())
+        rows = compare(opts.compare.split(","), opts.data, folds, opts.extra.split(),
+                       [parse_also(a) for a in opts.also])
         if opts.json:
             Path(opts.json).write_text(json.dumps(rows, indent=2) + "\n")
         return

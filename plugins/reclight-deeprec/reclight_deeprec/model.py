@@ -42,7 +42,8 @@ class DeepRec(RowAutoencoderModel):
         momentum: SGD momentum.
         weight_decay: L2 weight decay of the optimiser.
         milestones: epochs after which the learning rate is multiplied by ``gamma``
-            (a list or a comma-separated string; empty: constant rate).
+            (a list or a comma-separated string; empty: constant rate). The default 30,40
+            with ``gamma`` 0.3 was chosen on a validation carve of MovieLens 100K.
         gamma: the multi-step schedule's factor.
         variant: "user" (the paper's) or "item" (rows are items).
         refeed_steps: dense re-feeding steps after each normal step (0: off).
@@ -50,7 +51,7 @@ class DeepRec(RowAutoencoderModel):
     """
 
     input_kind: ClassVar[str] = "user_rows"
-    trainer_defaults: ClassVar[dict[str, Any]] = {"max_epochs": 40}
+    trainer_defaults: ClassVar[dict[str, Any]] = {"max_epochs": 50}
     data_defaults: ClassVar[dict[str, Any]] = {"batch_size": 32}
 
     def __init__(self, num_users: int, num_items: int, global_mean: float = 0.0,
@@ -58,8 +59,8 @@ class DeepRec(RowAutoencoderModel):
                  hidden: list[int] | str = "512,512,1024", activation: str = "selu",
                  dropout: float = 0.8, constrained: bool = False, linear_last: bool = False,
                  optimizer: str = "sgd", lr: float = 0.005, momentum: float = 0.9,
-                 weight_decay: float = 0.0, milestones: list[int] | str = "",
-                 gamma: float = 0.5, variant: str = "user", refeed_steps: int = 1,
+                 weight_decay: float = 0.0, milestones: list[int] | str = "30,40",
+                 gamma: float = 0.3, variant: str = "user", refeed_steps: int = 1,
                  refeed_dropout: float = 0.0) -> None:
         super().__init__(num_users, num_items, global_mean, rating_range, variant=variant,
                          refeed_steps=refeed_steps, refeed_dropout=refeed_dropout)

@@ -72,6 +72,19 @@ def test_optimizers_and_options_learn(kwargs: dict) -> None:
     assert after < 0.8 * before, f"{kwargs}: {before:.3f} -> {after:.3f}"
 
 
+@pytest.mark.parametrize("milestones, factor", [("1,2", 0.25), ("", 1.0), ("2", 0.5)])
+def test_multi_step_schedule_lowers_the_rate_at_its_milestones(milestones: str, factor: float) -> None:
+    model, _, _, _ = fitted(epochs=3, optimizer="sgd", lr=0.04, milestones=milestones, gamma=0.5)
+    assert model.optimizers().param_groups[0]["lr"] == pytest.approx(0.04 * factor)
+
+
+def test_default_schedule_is_the_validated_one() -> None:
+    model = DeepRec(5, 7)
+    sched = model.configure_optimizers()["lr_scheduler"]
+    assert sorted(sched.milestones) == [30, 40] and sched.gamma == pytest.approx(0.3)
+    assert DeepRec.trainer_defaults["max_epochs"] == 50
+
+
 def test_hidden_accepts_a_string_or_a_list() -> None:
     a, b = DeepRec(5, 7, hidden="8,4"), DeepRec(5, 7, hidden=[8, 4])
     assert [w.shape for w in a.net.enc_w] == [w.shape for w in b.net.enc_w] == [(8, 7), (4, 8)]
