@@ -72,15 +72,29 @@ class RecModelContract:
         settings.update(overrides)
         return RatingDataModule(**settings)
 
-    def make_model(self, dm: RatingDataModule) -> RecModel:
+    def make_model(self, dm: RatingDataModule, **overrides: Any) -> RecModel:
+        """A seeded model for ``dm`` built from ``model_kwargs`` updated by ``overrides``."""
         torch.manual_seed(0)
         model = self.model_class()(num_users=dm.num_users, num_items=dm.num_items,
                                    global_mean=dm.global_mean, rating_range=dm.rating_range,
-                                   **self.model_kwargs)
+                                   **{**self.model_kwargs, **overrides})
         dm.set_view(model.input_kind)  # the instance decides: a hyper-parameter may choose the view
         model.attach_data(dm)
         model.reclight_meta = {"model": self.model_name}
         return model
+
+    def fit_small(self, epochs: int, **overrides: Any) -> tuple[RecModel, L.Trainer, float, float]:
+        """Fit a fresh model (``model_kwargs`` updated by ``overrides``) on the contract's data.
+
+        Returns the model, its trainer and the training RMSE before and after the fit, for a
+        plugin's own tests of its options.
+        """
+        dm = self.make_data()
+        model = self.make_model(dm, **overrides)
+        before = self.train_rmse(model, dm)
+        trainer = quiet_trainer(max_epochs=epochs)
+        trainer.fit(model, datamodule=dm)
+        return model, trainer, before, self.train_rmse(model, dm)
 
     def first_batch(self, dm: RatingDataModule) -> dict[str, torch.Tensor]:
         return next(iter(dm.train_dataloader()))

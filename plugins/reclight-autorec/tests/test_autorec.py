@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from reclight.errors import ConfigError
-from reclight.testing import RecModelContract, quiet_trainer
+from reclight.testing import RecModelContract
 from reclight_autorec.model import AutoRec
 
 SMALL = {"hidden": 16, "reg": 0.1, "lr": 0.01}
@@ -27,16 +27,9 @@ class TestUserAutoRecContract(TestAutoRecContract):
     model_kwargs = {**SMALL, "variant": "user"}
 
 
-def fit(**kwargs: Any) -> tuple[AutoRec, float, float]:
-    contract = TestAutoRecContract()
-    dm = contract.make_data()
-    torch.manual_seed(0)
-    model = AutoRec(dm.num_users, dm.num_items, dm.global_mean, dm.rating_range, **{**SMALL, **kwargs})
-    dm.set_view(model.input_kind)
-    model.attach_data(dm)
-    before = contract.train_rmse(model, dm)
-    quiet_trainer(max_epochs=15).fit(model, datamodule=dm)
-    return model, before, contract.train_rmse(model, dm)
+def fit(**kwargs: Any) -> tuple[Any, float, float]:
+    model, _, before, after = TestAutoRecContract().fit_small(15, **kwargs)
+    return model, before, after
 
 
 @pytest.mark.parametrize("variant, optimizer", [("item", "lbfgs"), ("user", "lbfgs"), ("user", "adam")])

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from reclight.errors import ConfigError
-from reclight.testing import RecModelContract, quiet_trainer
+from reclight.testing import RecModelContract
 from reclight_deeprec.model import DeepRec
 
 SMALL = {"hidden": "16,8", "dropout": 0.0, "optimizer": "adam", "lr": 0.01}
@@ -22,17 +22,8 @@ class TestDeepRecContract(RecModelContract):
     batch_size = 16
 
 
-def fitted(epochs: int = 2, **kwargs: Any) -> tuple[DeepRec, Any, float, float]:
-    contract = TestDeepRecContract()
-    dm = contract.make_data()
-    torch.manual_seed(0)
-    model = DeepRec(dm.num_users, dm.num_items, dm.global_mean, dm.rating_range, **{**SMALL, **kwargs})
-    dm.set_view(model.input_kind)
-    model.attach_data(dm)
-    before = contract.train_rmse(model, dm)
-    trainer = quiet_trainer(max_epochs=epochs)
-    trainer.fit(model, datamodule=dm)
-    return model, trainer, before, contract.train_rmse(model, dm)
+def fitted(epochs: int = 2, **kwargs: Any) -> tuple[Any, Any, float, float]:
+    return TestDeepRecContract().fit_small(epochs, **kwargs)
 
 
 def test_refeeding_takes_the_extra_optimiser_step_and_changes_the_weights() -> None:
