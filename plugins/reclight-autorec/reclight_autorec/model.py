@@ -7,7 +7,9 @@ vector of user ratings; user-based (U-AutoRec) each user's vector of item rating
 divided by the number of training ratings, i.e. the masked MSE of a batch plus
 lambda / (2 N) (||W||^2 + ||V||^2), so ``reg`` is the paper's lambda whatever the batch size.
 The paper optimises with L-BFGS (``optimizer="lbfgs"``, best with full batches); Adam is the
-default because it reaches the same error with mini-batches in fewer seconds.
+default because it reaches the same error with mini-batches in fewer seconds. Adam's rate
+follows a multi-step schedule (x0.1 after epoch 20 of 40 by default, chosen on a validation
+carve of MovieLens 100K: a little lower error than a constant rate, in half the epochs).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from torch import Tensor
 
 from reclight.autoencoder import RowAutoencoderModel, activation
 from reclight.errors import ConfigError
+from reclight.schedules import check_gamma, parse_milestones, with_multistep
 from reclight_autorec.network import AutoRecNet
 
 OPTIMIZERS = ("adam", "lbfgs")
@@ -38,6 +41,9 @@ class AutoRec(RowAutoencoderModel):
         decoder: activation f of the output layer (identity in the paper).
         reg: the paper's lambda, weight of (||W||^2 + ||V||^2) / 2, per training rating.
         lr: Adam's learning rate (L-BFGS takes unit steps with a strong-Wolfe line search).
+        milestones: epochs after which Adam's rate is multiplied by ``gamma`` (a list or a
+            comma-separated string; empty: constant rate). Not used by L-BFGS.
+        gamma: the multi-step schedule's factor.
         optimizer: "adam" or "lbfgs" (the paper's choice).
         lbfgs_iters: L-BFGS iterations per batch (torch's max_iter).
         refeed_steps: dense re-feeding steps after each normal step (see reclight.refeed).
@@ -45,14 +51,15 @@ class AutoRec(RowAutoencoderModel):
     """
 
     input_kind: ClassVar[str] = "item_rows"  # the default variant; instances follow `variant`
-    trainer_defaults: ClassVar[dict[str, Any]] = {"max_epochs": 75}
+    trainer_defaults: ClassVar[dict[str, Any]] = {"max_epochs": 40}
     data_defaults: ClassVar[dict[str, Any]] = {"batch_size": 64}
 
     def __init__(self, num_users: int, num_items: int, global_mean: float = 0.0,
                  rating_range: tuple[float, float] = (1.0, 5.0), variant: str = "item",
                  hidden: int = 500, encoder: str = "sigmoid", decoder: str = "identity",
-                 reg: float = 150.0, lr: float = 3e-4, optimizer: str = "adam",
-                 lbfgs_iters: int = 20, refeed_steps: int = 0, refeed_dropout: float = 0.0) -> None:
+                 reg: float = 150.0, lr: float = 1e-3, milestones: list[int] | str = "20",
+                 gamma: float = 0.1, optimizer: str = "adam", lbfgs_iters: int = 20,
+                 refeed_steps: int = 0, refeed_dropout: float = 0.0) -> None:
         super().__init__(num_users, num_items, global_mean, rating_range, variant=variant,
                          refeed_steps=refeed_steps, refeed_dropout=refeed_dropout)
         if optimizer not in OPTIMIZERS:
@@ -61,6 +68,8 @@ class AutoRec(RowAutoencoderModel):
         if hidden < 1 or reg < 0 or lr <= 0 or lbfgs_iters < 1:
             raise ConfigError(f"autorec needs hidden >= 1, reg >= 0, lr > 0 and lbfgs_iters >= 1; "
                               f"got hidden={hidden}, reg={reg}, lr={lr}, lbfgs_iters={lbfgs_iters}")
+        check_gamma(gamma)
+        self.milestones = parse_milestones(milestones)
         g = activation(encoder, "--model.encoder")
         f = activation(decoder, "--model.decoder")
         self.save_hyperparameters()
@@ -75,4 +84,5 @@ class AutoRec(RowAutoencoderModel):
         if hp.optimizer == "lbfgs":
             return torch.optim.LBFGS(self.net.parameters(), lr=1.0, max_iter=hp.lbfgs_iters,
                                      history_size=10, line_search_fn="strong_wolfe")
-        return torch.optim.Adam(self.net.parameters(), lr=hp.lr)
+        opt = torch.optim.Adam(self.net.parameters(), lr=hp.lr)
+        return with_multistep(opt, self.milestones, hp.gamma)

@@ -59,6 +59,18 @@ def test_item_based_is_the_default_and_reads_item_rows() -> None:
     assert model.net.encoder.in_features == 6  # an item's vector of user ratings
 
 
+def test_adam_follows_the_validated_schedule_and_lbfgs_takes_none() -> None:
+    sched = AutoRec(5, 7).configure_optimizers()["lr_scheduler"]
+    assert sorted(sched.milestones) == [20] and sched.gamma == pytest.approx(0.1)
+    assert AutoRec.trainer_defaults["max_epochs"] == 40
+    assert isinstance(AutoRec(5, 7, optimizer="lbfgs").configure_optimizers(), torch.optim.LBFGS)
+
+
+def test_schedule_lowers_adams_rate_at_its_milestone() -> None:
+    model, _, _, _ = TestAutoRecContract().fit_small(3, milestones="2", gamma=0.5)
+    assert model.optimizers().param_groups[0]["lr"] == pytest.approx(0.005)
+
+
 @pytest.mark.parametrize("kwargs, fragment", [
     ({"encoder": "gelu"}, r"unknown activation 'gelu' \(--model.encoder\); choose one of selu"),
     ({"decoder": "softmax"}, r"unknown activation 'softmax' \(--model.decoder\)"),
@@ -66,7 +78,10 @@ def test_item_based_is_the_default_and_reads_item_rows() -> None:
     ({"variant": "both"}, "unknown variant 'both'"),
     ({"refeed_steps": -1}, "refeed_steps=-1 must be an integer >= 0"),
     ({"hidden": 0}, "hidden >= 1"),
+    ({"milestones": "20,x"}, "milestones '20,x' must be epochs"),
+    ({"gamma": 0.0}, r"gamma=0.0 must be in \(0, 1\]"),
 ])
 def test_bad_hyper_parameters_are_one_line_errors(kwargs: dict, fragment: str) -> None:
-    with pytest.raises(ConfigError, match=fragment):
+    with pytest.raises(ConfigError, match=fragment) as info:
         AutoRec(5, 5, 3.0, (1.0, 5.0), **kwargs)
+    assert "\n" not in str(info.value)

@@ -11,13 +11,13 @@ learning-rate schedule, or Adam.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any, ClassVar
 
 import torch
 
 from reclight.autoencoder import RowAutoencoderModel, activation, check_dropout, parse_layers
 from reclight.errors import ConfigError
+from reclight.schedules import check_gamma, parse_milestones, with_multistep
 from reclight_deeprec.network import DeepAutoencoder
 
 OPTIMIZERS = ("sgd", "adam")
@@ -70,11 +70,11 @@ class DeepRec(RowAutoencoderModel):
         if optimizer not in OPTIMIZERS:
             raise ConfigError(f"unknown optimizer '{optimizer}' for deeprec; choose one of "
                               f"{', '.join(OPTIMIZERS)} (--model.optimizer)")
-        if lr <= 0 or weight_decay < 0 or not 0 <= momentum < 1 or not 0 < gamma <= 1:
-            raise ConfigError(f"deeprec needs lr > 0, weight_decay >= 0, 0 <= momentum < 1 and "
-                              f"0 < gamma <= 1; got lr={lr}, weight_decay={weight_decay}, "
-                              f"momentum={momentum}, gamma={gamma}")
-        self.milestones = _milestones(milestones)
+        if lr <= 0 or weight_decay < 0 or not 0 <= momentum < 1:
+            raise ConfigError(f"deeprec needs lr > 0, weight_decay >= 0 and 0 <= momentum < 1; "
+                              f"got lr={lr}, weight_decay={weight_decay}, momentum={momentum}")
+        check_gamma(gamma)
+        self.milestones = parse_milestones(milestones)
         self.save_hyperparameters()
         self.net = DeepAutoencoder(self.row_width, layers, act, dropout, constrained, linear_last)
 
@@ -86,26 +86,9 @@ class DeepRec(RowAutoencoderModel):
         else:
             opt = torch.optim.SGD(self.net.parameters(), lr=hp.lr, momentum=hp.momentum,
                                   weight_decay=hp.weight_decay)
-        if not self.milestones:
-            return opt
-        sched = torch.optim.lr_scheduler.MultiStepLR(opt, self.milestones, gamma=hp.gamma)
-        return {"optimizer": opt, "lr_scheduler": sched}
+        return with_multistep(opt, self.milestones, hp.gamma)
 
 
 def _activation(name: str) -> torch.nn.Module:
     return activation(name, "--model.activation")
 
-
-def _milestones(value: Sequence[int] | str) -> list[int]:
-    if isinstance(value, str):
-        parts = [p.strip() for p in value.strip().strip("[]()").split(",") if p.strip()]
-    else:
-        parts = list(value)
-    try:
-        epochs = sorted(int(p) for p in parts)
-    except ValueError:
-        raise ConfigError(f"milestones '{value}' must be epochs separated by commas, "
-                          "e.g. --model.milestones 24,36,48") from None
-    if any(e < 1 for e in epochs):
-        raise ConfigError(f"milestones {epochs} must be epochs >= 1 (--model.milestones)")
-    return epochs

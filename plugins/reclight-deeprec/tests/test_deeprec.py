@@ -90,6 +90,7 @@ def test_hidden_accepts_a_string_or_a_list() -> None:
     ({"refeed_steps": -1}, "refeed_steps=-1 must be an integer >= 0"),
     ({"optimizer": "rmsprop"}, "unknown optimizer 'rmsprop'"),
     ({"milestones": "5,x"}, "milestones"),
+    ({"gamma": 1.5}, r"gamma=1.5 must be in \(0, 1\]"),
 ])
 def test_bad_hyper_parameters_are_one_line_errors(kwargs: dict, fragment: str) -> None:
     with pytest.raises(ConfigError, match=fragment) as info:
