@@ -34,8 +34,11 @@ DEFAULT_DATA = os.environ.get("RECLIGHT_DATA", str(ROOT.parent / "shared" / "dat
 # the "defaults" row.
 ABLATION: list[tuple[str, str, list[str]]] = [
     ("all", "defaults (selu, 6 layers, dropout 0.8, refeed 1)", []),
+    ("activation", "elu", ["--model.activation", "elu"]),
     ("activation", "relu", ["--model.activation", "relu"]),
     ("activation", "sigmoid", ["--model.activation", "sigmoid"]),
+    ("activation", "sigmoid, linear last layer",
+     ["--model.activation", "sigmoid", "--model.linear_last", "true"]),
     ("depth", "2 layers (hidden 512)", ["--model.hidden", "512"]),
     ("depth", "4 layers (hidden 512,512)", ["--model.hidden", "512,512"]),
     ("dropout", "dropout 0", ["--model.dropout", "0.0"]),
