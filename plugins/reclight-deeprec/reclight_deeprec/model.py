@@ -91,4 +91,3 @@ class DeepRec(RowAutoencoderModel):
 
 def _activation(name: str) -> torch.nn.Module:
     return activation(name, "--model.activation")
-
