@@ -34,13 +34,15 @@ class DeepRec(RowAutoencoderModel):
         hidden: encoder layer sizes, a list or a comma-separated string ("512,512,1024");
             the decoder mirrors them, so k sizes give 2k layers.
         activation: selu, elu, lrelu, relu, relu6, sigmoid, tanh, swish (or identity).
-        dropout: dropout probability on the code layer, in [0, 1).
+        dropout: dropout probability on the code layer, in [0, 1). The paper's 0.8 (with no
+            weight decay) suits Netflix; the default 0.5 with ``weight_decay`` 0.005 was chosen
+            on a validation carve of MovieLens 100K and is better on all five of its folds.
         constrained: decoder weights are the transposed encoder weights (own biases).
         linear_last: no activation on the output layer.
         optimizer: "sgd" (with momentum and the multi-step schedule) or "adam".
         lr: learning rate.
         momentum: SGD momentum.
-        weight_decay: L2 weight decay of the optimiser.
+        weight_decay: L2 weight decay of the optimiser (0 in the paper; see ``dropout``).
         milestones: epochs after which the learning rate is multiplied by ``gamma``
             (a list or a comma-separated string; empty: constant rate). The default 30,40
             with ``gamma`` 0.3 was chosen on a validation carve of MovieLens 100K.
@@ -57,9 +59,9 @@ class DeepRec(RowAutoencoderModel):
     def __init__(self, num_users: int, num_items: int, global_mean: float = 0.0,
                  rating_range: tuple[float, float] = (1.0, 5.0),
                  hidden: list[int] | str = "512,512,1024", activation: str = "selu",
-                 dropout: float = 0.8, constrained: bool = False, linear_last: bool = False,
+                 dropout: float = 0.5, constrained: bool = False, linear_last: bool = False,
                  optimizer: str = "sgd", lr: float = 0.005, momentum: float = 0.9,
-                 weight_decay: float = 0.0, milestones: list[int] | str = "30,40",
+                 weight_decay: float = 0.005, milestones: list[int] | str = "30,40",
                  gamma: float = 0.3, variant: str = "user", refeed_steps: int = 1,
                  refeed_dropout: float = 0.0) -> None:
         super().__init__(num_users, num_items, global_mean, rating_range, variant=variant,

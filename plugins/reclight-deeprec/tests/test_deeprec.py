@@ -69,11 +69,14 @@ def test_multi_step_schedule_lowers_the_rate_at_its_milestones(milestones: str, 
     assert model.optimizers().param_groups[0]["lr"] == pytest.approx(0.04 * factor)
 
 
-def test_default_schedule_is_the_validated_one() -> None:
+def test_default_schedule_and_regularisation_are_the_validated_ones() -> None:
     model = DeepRec(5, 7)
-    sched = model.configure_optimizers()["lr_scheduler"]
+    config = model.configure_optimizers()
+    sched = config["lr_scheduler"]
     assert sorted(sched.milestones) == [30, 40] and sched.gamma == pytest.approx(0.3)
     assert DeepRec.trainer_defaults["max_epochs"] == 50
+    assert config["optimizer"].param_groups[0]["weight_decay"] == pytest.approx(0.005)
+    assert model.net.drop.p == pytest.approx(0.5)
 
 
 def test_hidden_accepts_a_string_or_a_list() -> None:
