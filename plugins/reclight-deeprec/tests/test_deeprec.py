@@ -3,10 +3,12 @@ settings."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
 import torch
+import yaml
 
 from reclight.errors import ConfigError
 from reclight.testing import RecModelContract
@@ -99,3 +101,22 @@ def test_bad_hyper_parameters_are_one_line_errors(kwargs: dict, fragment: str) -
     with pytest.raises(ConfigError, match=fragment) as info:
         DeepRec(5, 5, 3.0, (1.0, 5.0), **kwargs)
     assert "\n" not in str(info.value)
+
+
+def test_the_shipped_item_config_is_the_documented_item_setting(tmp_path: Path) -> None:
+    from reclight.runner import build_parser, parse, run_fit
+
+    config = Path(__file__).resolve().parents[1] / "configs" / "item-ml100k.yaml"
+    record = run_fit(["--config", str(config), "--data", "synthetic", "--data.synthetic_ratings",
+                      "3000", "--trainer.max_epochs", "2", "--trainer.logger", "false",
+                      "--trainer.enable_checkpointing", "false",
+                      "--trainer.default_root_dir", str(tmp_path)], quiet=True)
+    assert record["model"] == "deeprec" and "test_rmse" in record["metrics"]
+    saved = yaml.safe_load((Path(record["run_dir"]) / "config.yaml").read_text())
+    assert {k: saved["model"][k] for k in ("variant", "refeed_steps", "dropout", "weight_decay",
+                                           "lr", "milestones", "gamma")} == {
+        "variant": "item", "refeed_steps": 0, "dropout": 0.5, "weight_decay": 0.01, "lr": 0.01,
+        "milestones": "30,45", "gamma": 0.3}
+    assert saved["trainer"]["max_epochs"] == 2  # a flag after --config overrides it
+    alone = parse(build_parser("reclight fit", DeepRec, "deeprec"), ["--config", str(config)])
+    assert alone.trainer.max_epochs == 60 and alone.model.variant == "item"
