@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from reclight.data.frames import ids_to_str
+from reclight.data.schema import ids_to_str
 from reclight.errors import DataError
 
 ArrayLike = pd.Series | np.ndarray | Sequence[Any]

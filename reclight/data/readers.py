@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from reclight.data.frames import (
+from reclight.data.schema import (
     KNOWN_NAMES,
     Label,
     canonical,

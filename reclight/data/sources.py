@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from reclight.data.frames import parse_columns, resolve_columns, standardize
+from reclight.data.schema import parse_columns, resolve_columns, standardize
 from reclight.data.readers import read_ratings
 from reclight.errors import DataError
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from reclight.data.frames import ids_from_codes
+from reclight.data.schema import ids_from_codes
 from reclight.errors import DataError
 
 # Popularity exponents: weight of the k-th most popular user/item is k ** -exponent. Items are
