@@ -20,6 +20,7 @@ import pandas as pd
 from reclight.data.schema import (
     KNOWN_NAMES,
     Label,
+    Locate,
     canonical,
     parse_columns,
     resolve_columns,
@@ -82,7 +83,14 @@ def read_ratings(path: str | Path, columns: str | None = None,
     return _read_text(path, spec, sep)
 
 
-# ---- Parquet ---------------------------------------------------------------------------------
+# ---- DataFrames and Parquet ------------------------------------------------------------------
+def read_frame(frame: pd.DataFrame, columns: str | None = None) -> pd.DataFrame:
+    """A user's DataFrame in the standard columns; ``columns`` as for :func:`read_ratings`."""
+    return _from_frame(frame, parse_columns(columns), what="the DataFrame",
+                       where="the DataFrame", fix="pass a DataFrame with ratings",
+                       locate=lambda i: f"DataFrame row {frame.index[i]!r}")
+
+
 def _read_parquet(path: Path, spec: dict[str, Label]) -> pd.DataFrame:
     try:
         table = pd.read_parquet(path)
@@ -92,13 +100,25 @@ def _read_parquet(path: Path, spec: dict[str, Label]) -> pd.DataFrame:
     except Exception as exc:  # pyarrow raises several unrelated types for corrupt files
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise DataError(f"cannot read '{path}' as Parquet ({reason}); check the file") from None
-    header = [str(c) for c in table.columns]
-    numeric_4th = table.shape[1] >= 4 and pd.api.types.is_numeric_dtype(table.dtypes.iloc[3])
-    roles = resolve_columns(spec, header, len(header), f"'{path.name}'", numeric_4th)
-    if len(table) == 0:
-        raise DataError(f"'{path}' has columns ({', '.join(header)}) but no rows; "
-                        "point to a file with ratings")
-    return standardize(table, roles, lambda i: f"{path.name} row {i + 1}")
+    return _from_frame(table, spec, what=f"'{path.name}'", where=f"'{path}'",
+                       fix="point to a file with ratings",
+                       locate=lambda i: f"{path.name} row {i + 1}")
+
+
+def _from_frame(frame: pd.DataFrame, spec: dict[str, Label], *, what: str, where: str,
+                fix: str, locate: Locate) -> pd.DataFrame:
+    """Map, check and convert a typed table (a DataFrame, a Parquet file's contents).
+
+    ``what`` names the table in column errors, ``where`` and ``fix`` make the message for a
+    table without rows, ``locate`` names a row.
+    """
+    header = [str(c) for c in frame.columns]
+    # Typed tables say outright whether the 4th column holds numbers (a timestamp).
+    numeric_4th = frame.shape[1] >= 4 and pd.api.types.is_numeric_dtype(frame.dtypes.iloc[3])
+    roles = resolve_columns(spec, header, len(header), what, numeric_4th)
+    if len(frame) == 0:
+        raise DataError(f"{where} has columns ({', '.join(header)}) but no rows; {fix}")
+    return standardize(frame, roles, locate)
 
 
 # ---- text: layout sniffing -------------------------------------------------------------------

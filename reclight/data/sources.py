@@ -19,8 +19,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from reclight.data.schema import parse_columns, resolve_columns, standardize
-from reclight.data.readers import read_ratings
+from reclight.data.readers import read_frame, read_ratings
 from reclight.errors import DataError
 
 BUILTIN_DATASETS = ("synthetic", "ml-100k", "ml-1m")
@@ -70,7 +69,7 @@ def resolve_source(source: str | Path | pd.DataFrame, *, columns: str | None = N
     """
     if isinstance(source, pd.DataFrame):
         return Source(label=f"DataFrame ({len(source)} rows)",
-                      frame=normalize_frame(source, columns))
+                      frame=read_frame(source, columns))
     text = str(source).strip()
     if text == "synthetic":
         return Source(label="synthetic")
@@ -88,18 +87,6 @@ def resolve_source(source: str | Path | pd.DataFrame, *, columns: str | None = N
         return Source(label=text, path=folder / RATINGS_FILES[text], directory=folder)
     raise DataError(f"data source '{text}' is not an existing file or folder, nor a built-in data "
                     f"set ({', '.join(BUILTIN_DATASETS)}); check the path")
-
-
-def normalize_frame(frame: pd.DataFrame, columns: str | None = None) -> pd.DataFrame:
-    """Validate a user's DataFrame and convert it to the standard columns."""
-    header = [str(c) for c in frame.columns]
-    numeric_4th = frame.shape[1] >= 4 and pd.api.types.is_numeric_dtype(frame.dtypes.iloc[3])
-    roles = resolve_columns(parse_columns(columns), header, len(header), "the DataFrame",
-                            numeric_4th)
-    if len(frame) == 0:
-        raise DataError(f"the DataFrame has columns ({', '.join(header)}) but no rows; "
-                        "pass a DataFrame with ratings")
-    return standardize(frame, roles, lambda i: f"DataFrame row {frame.index[i]!r}")
 
 
 def dataset_locations(name: str, data_home: str | Path | None = None) -> str:
