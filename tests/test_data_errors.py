@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import zipfile
+from dataclasses import replace
 
 import pandas as pd
 import pytest
 
-from reclight.data import RatingDataModule, make_synthetic, read_ratings, resolve_source, sources
+from reclight.data import RatingDataModule, fetch, make_synthetic, read_ratings, resolve_source, sources
 from reclight.errors import DataError
 
 GOOD = "1\t1\t5\t10\n1\t2\t3\t20\n2\t1\t4\t30\n2\t2\t2\t40\n3\t1\t1\t50\n3\t2\t4\t60\n"
@@ -116,6 +117,11 @@ def test_dataframe_with_bad_rating() -> None:
 
 
 # ---- sources --------------------------------------------------------------------------------
+def _serve_from(monkeypatch, url: str) -> None:
+    """Point the ml-100k download at ``url`` for one test."""
+    monkeypatch.setitem(fetch.DOWNLOADS, "ml-100k", replace(fetch.DOWNLOADS["ml-100k"], url=url))
+
+
 def test_unknown_source_lists_builtins() -> None:
     _raises(r"'ml-nope' is not an existing file or folder, nor a built-in data set "
             r"\(synthetic, ml-100k, ml-1m\)", resolve_source, "ml-nope")
@@ -128,7 +134,7 @@ def test_folder_without_ratings(tmp_path) -> None:
 def test_offline_download(tmp_path, monkeypatch) -> None:
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     monkeypatch.delenv("RECLIGHT_DATA", raising=False)
-    monkeypatch.setitem(sources.DOWNLOADS, "ml-100k", "http://127.0.0.1:9/ml-100k.zip")
+    _serve_from(monkeypatch, "http://127.0.0.1:9/ml-100k.zip")
     msg = _raises(r"cannot download ml-100k \(.*\); put the MovieLens files \(u\.data, u1\.base, "
                   r"\.\.\.\) in \$RECLIGHT_DATA/ml-100k or ", resolve_source, "ml-100k")
     assert str(tmp_path / "cache" / "reclight" / "ml-100k") in msg
@@ -140,7 +146,7 @@ def test_download_with_wrong_checksum(tmp_path, monkeypatch) -> None:
         zf.writestr("ml-100k/u.data", "1\t2\t3\t4\n")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     monkeypatch.delenv("RECLIGHT_DATA", raising=False)
-    monkeypatch.setitem(sources.DOWNLOADS, "ml-100k", archive.as_uri())
+    _serve_from(monkeypatch, archive.as_uri())
     _raises("fails its sha256 check", resolve_source, "ml-100k")
     assert not (tmp_path / "cache" / "reclight" / "ml-100k").exists()
 
@@ -152,7 +158,7 @@ def test_download_verified_into_cache(tmp_path, monkeypatch, ml100k_dir) -> None
         zf.write(ml100k_dir / "u1.base", "ml-100k/u1.base")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     monkeypatch.delenv("RECLIGHT_DATA", raising=False)
-    monkeypatch.setitem(sources.DOWNLOADS, "ml-100k", archive.as_uri())
+    _serve_from(monkeypatch, archive.as_uri())
     src = resolve_source("ml-100k")
     assert src.path == tmp_path / "cache" / "reclight" / "ml-100k" / "u.data"
     assert (src.directory / "u1.base").is_file()

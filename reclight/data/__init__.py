@@ -1,4 +1,5 @@
-"""The data layer: sources, readers, id maps, splits, views and the RatingDataModule.
+"""The data layer, in the order data flows: sources (and fetch, synthetic) -> readers ->
+schema -> prepare (splits, id maps) -> views, all driven by the RatingDataModule.
 
 Names are imported on first use (PEP 562), so ``reclight.data.sources`` and the readers load
 without importing torch or Lightning (``reclight datasets`` stays quick).
@@ -13,11 +14,18 @@ if TYPE_CHECKING:
     from reclight.data.datamodule import RatingDataModule
     from reclight.data.idmap import IdMap
     from reclight.data.ratings import Ratings
-    from reclight.data.readers import read_ratings
-    from reclight.data.sources import BUILTIN_DATASETS, resolve_source
+    from reclight.data.prepare import Prepared, SplitOptions, prepare
+    from reclight.data.readers import read_frame, read_ratings
+    from reclight.data.sources import (
+        BUILTIN_DATASETS,
+        SPLITS,
+        Source,
+        Table,
+        dataset_locations,
+        resolve_source,
+    )
     from reclight.data.sparse import SparseRows
-    from reclight.data.splits import SPLITS
-    from reclight.data.synthetic import make_synthetic
+    from reclight.data.synthetic import SyntheticSpec, make_synthetic
     from reclight.data.views import VIEWS
 
 _HOMES = {
@@ -26,21 +34,37 @@ _HOMES = {
     "Ratings": "ratings",
     "SparseRows": "sparse",
     "read_ratings": "readers",
+    "read_frame": "readers",
     "make_synthetic": "synthetic",
+    "SyntheticSpec": "synthetic",
     "VIEWS": "views",
-    "SPLITS": "splits",
+    "SPLITS": "sources",
     "BUILTIN_DATASETS": "sources",
+    "Source": "sources",
+    "Table": "sources",
+    "dataset_locations": "sources",
     "resolve_source": "sources",
+    "Prepared": "prepare",
+    "SplitOptions": "prepare",
+    "prepare": "prepare",
 }
 __all__ = [
     "BUILTIN_DATASETS",
     "SPLITS",
     "VIEWS",
     "IdMap",
+    "Prepared",
     "RatingDataModule",
     "Ratings",
+    "Source",
     "SparseRows",
+    "SplitOptions",
+    "SyntheticSpec",
+    "Table",
+    "dataset_locations",
     "make_synthetic",
+    "prepare",
+    "read_frame",
     "read_ratings",
     "resolve_source",
 ]

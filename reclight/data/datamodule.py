@@ -10,7 +10,6 @@ from __future__ import annotations
 from typing import Any
 
 import lightning as L
-import numpy as np
 import pandas as pd
 import torch
 from torch.utils.data import DataLoader
@@ -18,11 +17,9 @@ from torch.utils.data import DataLoader
 from reclight.data.idmap import IdMap
 from reclight.data.prepare import Prepared, SplitOptions, check_policy, prepare
 from reclight.data.ratings import Ratings
-from reclight.data.readers import read_ratings
-from reclight.data.sources import Source, resolve_source
+from reclight.data.sources import resolve_source
 from reclight.data.sparse import SparseRows
-from reclight.data.splits import STRATEGIES, fold_files, unknown_split
-from reclight.data.synthetic import make_synthetic
+from reclight.data.synthetic import SyntheticSpec
 from reclight.data.views import VIEWS, MatrixBatches, PairBatches, RowBatches, TopNBatches
 from reclight.errors import DataError
 
@@ -108,14 +105,14 @@ class RatingDataModule(L.LightningDataModule):
         options = SplitOptions(split=split, test_size=test_size, val_size=val_size,
                                num_folds=num_folds, fold=fold, leave_k=leave_k,
                                time_cut=time_cut, seed=seed)
-        src = resolve_source(source, columns=columns, sep=sep)
-        frame, is_test = self._load(src, split, columns, sep, synthetic_ratings, synthetic_users,
-                                    synthetic_items, synthetic_rank, synthetic_noise, seed)
-        self.source_name = (f"synthetic ({synthetic_ratings} ratings)" if src.synthetic
-                            else src.label)
-        data = prepare(frame, options, is_test=is_test, rating_range=rating_range,
+        src = resolve_source(source, columns=columns, sep=sep, synthetic=SyntheticSpec(
+            num_ratings=synthetic_ratings, num_users=synthetic_users, num_items=synthetic_items,
+            rank=synthetic_rank, noise=synthetic_noise, seed=seed))
+        table = src.load(split)
+        data = prepare(table.frame, options, is_test=table.is_test, rating_range=rating_range,
                        duplicates=duplicates, min_user_ratings=min_user_ratings,
-                       label=self.source_name, known_unique=src.synthetic)
+                       label=table.label, known_unique=table.known_unique)
+        self.source_name = table.label
         self._adopt(data)
 
     # ---- construction helpers ------------------------------------------------------------
@@ -123,22 +120,6 @@ class RatingDataModule(L.LightningDataModule):
     def _check_view(kind: str) -> None:
         if kind not in VIEWS:
             raise DataError(f"unknown data view '{kind}'; choose one of {', '.join(VIEWS)}")
-
-    @staticmethod
-    def _load(src: Source, split: str, columns: str | None, sep: str | None, n: int,
-              users: int | None, items: int | None, rank: int, noise: float,
-              seed: int) -> tuple[pd.DataFrame, np.ndarray | None]:
-        """The ratings table, and for a predefined fold which rows come from X.test."""
-        if split in STRATEGIES:
-            if src.synthetic:
-                return make_synthetic(n, users, items, rank, noise, seed), None
-            return src.load(columns, sep), None
-        files = fold_files(src.directory, split)
-        if files is None:
-            raise unknown_split(split, src.directory)
-        base, test = (read_ratings(f, columns=columns, sep=sep) for f in files)
-        is_test = np.repeat(np.array([False, True]), [len(base), len(test)])
-        return pd.concat([base, test], ignore_index=True), is_test
 
     def _adopt(self, data: Prepared) -> None:
         self.user_map: IdMap = data.user_map

@@ -3,40 +3,18 @@
 Every function returns ``(train_positions, test_positions)``: int64 numpy arrays of row
 positions, each sorted, disjoint and together covering the rows they split. Randomness comes
 from ``numpy.random.default_rng(seed)`` only, so a split is reproducible from its arguments.
+No file system here: predefined folds (X.base/X.test) are read by :mod:`reclight.data.sources`,
+which marks their test rows itself.
 """
 
 from __future__ import annotations
-
-from pathlib import Path
 
 import numpy as np
 
 from reclight.errors import DataError
 
 STRATEGIES = ("random", "kfold", "leave_k_out", "temporal", "none")
-PREDEFINED = ("u1", "u2", "u3", "u4", "u5", "ua", "ub")  # MovieLens 100K fold files
-SPLITS = STRATEGIES + PREDEFINED
 Positions = tuple[np.ndarray, np.ndarray]
-
-
-def fold_files(directory: Path | None, name: str) -> tuple[Path, Path] | None:
-    """``(X.base, X.test)`` in ``directory`` when both exist: a predefined fold ``X``."""
-    if directory is None or not name or "/" in name or name.startswith("."):
-        return None
-    base, test = directory / f"{name}.base", directory / f"{name}.test"
-    return (base, test) if base.is_file() and test.is_file() else None
-
-
-def unknown_split(name: str, directory: Path | None) -> DataError:
-    """The error for a split name that is neither a strategy nor a fold file pair."""
-    where = (f"'{directory}' has no {name}.base/{name}.test" if directory is not None
-             else "the source is not a folder with fold files")
-    if name in PREDEFINED:
-        return DataError(f"split '{name}' needs {name}.base and {name}.test next to the ratings "
-                         f"but {where}; use the MovieLens 100K folder as source or split=random")
-    return DataError(f"unknown split '{name}'; choose one of {', '.join(STRATEGIES)}, or a fold "
-                     f"name X with X.base/X.test beside the ratings ({', '.join(PREDEFINED)} for "
-                     "MovieLens 100K)")
 
 
 def _complement(n: int, test: np.ndarray) -> Positions:
@@ -132,8 +110,8 @@ def split_positions(name: str, users: np.ndarray, timestamps: np.ndarray | None,
         if len(train) == 0:
             raise DataError(f"split 'temporal' leaves the training set empty: time_cut={cut} is "
                             "at or before the first rating; choose a later cut")
-    else:
-        raise unknown_split(name, None)
+    else:  # predefined folds never get here: their source marks the test rows itself
+        raise DataError(f"unknown split strategy '{name}'; choose one of {', '.join(STRATEGIES)}")
     if len(test) == 0:
         raise DataError(f"split '{name}' leaves the test set empty ({n} ratings); {hint}")
     if len(train) == 0:

@@ -9,6 +9,8 @@ vectorised numpy in int32/float32, so 25 million ratings take seconds.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
 
@@ -155,3 +157,21 @@ def make_synthetic(num_ratings: int = 100_000, num_users: int | None = None,
         "rating": ratings,
         "timestamp": timestamps,
     })
+
+
+@dataclass(frozen=True)
+class SyntheticSpec:
+    """The arguments of :func:`make_synthetic`, held by the ``synthetic`` source until it
+    loads (so resolving the source costs nothing and bad sizes fail where the data is made)."""
+
+    num_ratings: int = 100_000
+    num_users: int | None = None
+    num_items: int | None = None
+    rank: int = 8
+    noise: float = 0.5
+    seed: int = 0
+
+    def generate(self) -> pd.DataFrame:
+        """The rating log these arguments describe."""
+        return make_synthetic(self.num_ratings, self.num_users, self.num_items, self.rank,
+                              self.noise, self.seed)
