@@ -3,7 +3,9 @@
 Listing commands (`models`, `plugins`, `datasets`) import neither torch nor Lightning, so they
 answer at once. `fit` and `test` pass their flags to the Lightning-style parser in
 :mod:`reclight.runner`. Library errors (:class:`reclight.errors.RecLightError`) become one line
-on stderr and exit status 2, never a traceback.
+on stderr and exit status 2, never a traceback; plugin problems recorded while loading (see
+:mod:`reclight.plugins` and :mod:`reclight.registry`) become one ``reclight: warning:`` line each
+before every command.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import click
 
 from reclight import __version__
 from reclight.errors import RecLightError
-from reclight.plugins import get_plugins
+from reclight.plugins import ENV_LOAD, get_plugins
 from reclight.registry import get_registry
 
 PASS_THROUGH = {"ignore_unknown_options": True, "allow_extra_args": True,
@@ -128,34 +130,65 @@ def compare(names: str, output: str | None, overwrite: bool, flags: tuple[str, .
 @cli.command()
 @click.option("--json", "as_json", is_flag=True, help="machine-readable output")
 def models(as_json: bool) -> None:
-    """List installed models with their plugin distribution and version."""
-    specs = [get_registry().specs[name] for name in get_registry().names()]
+    """List installed models with their plugin distribution and version.
+
+    A name that two plugins claim is listed as a conflict (who claims it, and the fix); in
+    --json such rows have "status": "conflict", an "error" and "claimed_by" (the claiming
+    models), and usable models have "status": "ok".
+    """
+    registry = get_registry()
+    specs = [registry.specs[name] for name in registry.names()]
     if as_json:
-        click.echo(json.dumps([s.as_dict() for s in specs], indent=2))
+        rows = [{**s.as_dict(), "status": "ok"} for s in specs]
+        rows += [{"name": key, "status": "conflict", "error": registry.conflict_message(key),
+                  "claimed_by": [s.as_dict() for s in claims]}
+                 for key, claims in sorted(registry.conflicts.items())]
+        click.echo(json.dumps(rows, indent=2))
         return
-    if not specs:
+    if not specs and not registry.conflicts:
         click.echo("no models installed; pip install a reclight plugin such as reclight-mf")
         return
-    width = max(len(s.name) for s in specs)
+    width = max(len(name) for name in [*registry.names(), *registry.conflicts])
     for s in specs:
         aliases = f" (aliases: {', '.join(s.aliases)})" if s.aliases else ""
         click.echo(f"{s.name:<{width}}  {s.dist} {s.version}  {s.description}{aliases}")
+    for key in sorted(registry.conflicts):
+        click.echo(f"{key:<{width}}  conflict: {registry.conflict_message(key)}")
 
 
 @cli.command()
 @click.option("--json", "as_json", is_flag=True, help="machine-readable output")
 def plugins(as_json: bool) -> None:
-    """List loaded plugins and those that failed to load."""
-    loaded = get_plugins()
-    rows = [{"name": i.name, "dist": i.dist, "version": i.version, "status": "loaded"}
-            for i in loaded.info.values()]
-    rows += [{"name": f.name, "dist": f.dist, "version": "", "status": f"failed: {f.error}"}
-             for f in loaded.failures]
+    """List plugins: version, hooks and models of each, and why any is not working.
+
+    \b
+    status: loaded    working
+            empty     imported, implements no hook (often a missing @reclight.hookimpl)
+            failed    import or register_models raised; its models are missing
+            clash     two distributions use its entry-point name; neither loaded
+            conflict  loaded, but some of its model names are claimed by another plugin too
+    --json prints a list of objects: name, dist, version, status, hooks, models, error.
+    """
+    registry = get_registry()
+    rows = sorted(registry.plugin_rows(), key=lambda row: (row["name"], row["dist"]))
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
+    if not rows:
+        setting = os.environ.get(ENV_LOAD)
+        click.echo("no plugins installed" if setting is None
+                   else f"no plugins loaded ({ENV_LOAD}={setting!r})")
+        return
+    name_w = max(len(row["name"]) for row in rows)
+    dist_w = max(len(f"{row['dist']} {row['version']}".strip()) for row in rows)
     for row in rows:
-        click.echo(f"{row['name']}  {row['dist']} {row['version']}  {row['status']}")
+        dist = f"{row['dist']} {row['version']}".strip()
+        detail = [f"hooks: {', '.join(row['hooks'])}"] if row["hooks"] else []
+        models = [_with_aliases(registry.specs[name]) for name in row["models"]]
+        detail += [f"models: {', '.join(models)}"] if models else []
+        detail += [row["error"]] if row["error"] else []
+        click.echo(f"{row['name']:<{name_w}}  {dist:<{dist_w}}  {row['status']:<8}  "
+                   f"{'; '.join(detail)}".rstrip())
 
 
 @cli.command()
@@ -167,16 +200,21 @@ def datasets() -> None:
         click.echo(f"{name:<10} {dataset_locations(name)}")
 
 
+def _with_aliases(spec: Any) -> str:
+    return f"{spec.name} ({', '.join(spec.aliases)})" if spec.aliases else spec.name
+
+
 def _warn_unseen(unseen: int, total: int, what: str) -> None:
     if unseen:
         click.echo(f"reclight: warning: {unseen} of {total} {what} involve ids unseen in training; "
                    "they got the baseline fallback (global mean + known biases)", err=True)
 
 
-def _report_plugin_failures() -> None:
-    for failure in get_plugins().failures:
-        click.echo(f"reclight: warning: plugin '{failure.name}' ({failure.dist}) failed to load and "
-                   f"was skipped: {failure.error}", err=True)
+def _report_plugin_problems() -> None:
+    """One warning line per plugin problem, before every command, so none goes unnoticed."""
+    plugin_set = get_plugins()
+    for line in dict.fromkeys([*plugin_set.warnings, *get_registry().warnings()]):
+        click.echo(f"reclight: warning: {line}", err=True)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -184,8 +222,8 @@ def main(argv: list[str] | None = None) -> None:
     os.environ.setdefault("PYTHONWARNINGS", "ignore::DeprecationWarning")
     warnings.filterwarnings("ignore", category=DeprecationWarning)
     try:
-        get_plugins().manager.hook.register_commands(cli=cli)
-        _report_plugin_failures()
+        get_plugins().add_commands(cli)
+        _report_plugin_problems()
         code: Any = cli.main(args=argv, prog_name="reclight", standalone_mode=False)
     except click.exceptions.Abort:
         click.echo("reclight: aborted", err=True)

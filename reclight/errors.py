@@ -20,7 +20,7 @@ class UnknownModelError(RecLightError):
 
 
 class PluginConflictError(RecLightError):
-    """Two plugins register the same model name or alias."""
+    """Two plugins register the same model name or alias, or one name is taken twice."""
 
 
 class CheckpointError(RecLightError):
@@ -29,3 +29,7 @@ class CheckpointError(RecLightError):
 
 class ConfigError(RecLightError):
     """A bad hyper-parameter, flag or output path."""
+
+
+class PluginError(RecLightError):
+    """An installed plugin that is broken: its model class fails to import, or is no class."""
