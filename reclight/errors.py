@@ -20,7 +20,7 @@ class UnknownModelError(RecLightError):
 
 
 class PluginConflictError(RecLightError):
-    """Two plugins register the same model name or alias, or one name is taken twice."""
+    """Two plugins register the same model name or alias."""
 
 
 class CheckpointError(RecLightError):
@@ -32,4 +32,5 @@ class ConfigError(RecLightError):
 
 
 class PluginError(RecLightError):
-    """An installed plugin that is broken: its model class fails to import, or is no class."""
+    """A plugin that cannot be used as given: its model class fails to import or is no class,
+    or its plugin name is already taken."""

@@ -23,7 +23,7 @@ from typing import Any, Iterable
 import pluggy
 
 from reclight import hookspecs
-from reclight.errors import PluginConflictError
+from reclight.errors import PluginError
 
 GROUP = "reclight"
 ENV_LOAD = "RECLIGHT_LOAD_PLUGINS"
@@ -109,11 +109,11 @@ class PluginSet:
         """Register an imported plugin object (a module, or an object with hook methods).
 
         A plugin that implements no hookspec is not registered: it is recorded as ``empty``
-        with the likely cause, and a warning. Raises :class:`PluginConflictError` when ``name``
+        with the likely cause, and a warning. Raises :class:`PluginError` when ``name``
         is taken, and pluggy's ``PluginValidationError`` for a hook with wrong arguments.
         """
         if name in self.info:
-            raise PluginConflictError(f"{self.info[name].label} is already loaded; cannot add "
+            raise PluginError(f"{self.info[name].label} is already loaded; cannot add "
                                       f"another plugin under the name '{name}'")
         try:
             self.manager.register(plugin, name=name)

@@ -200,10 +200,10 @@ def test_get_registry_rebuilds_when_the_plugin_set_is_replaced_or_changed() -> N
     assert get_registry().plugins is get_plugins()
 
 
-def test_adding_a_taken_plugin_name_is_a_conflict_and_remove_frees_it() -> None:
+def test_adding_a_taken_plugin_name_is_an_error_and_remove_frees_it() -> None:
     plugin_set = PluginSet()
     plugin_set.add(toys.Models(("alpha", "AlphaModel", ())), "toys", "reclight-toys", "1.0")
-    with pytest.raises(PluginConflictError, match=r"plugin 'toys' \(reclight-toys 1.0\) is already loaded"):
+    with pytest.raises(PluginError, match=r"plugin 'toys' \(reclight-toys 1.0\) is already loaded"):
         plugin_set.add(toys.Models(("beta", "BetaModel", ())), "toys")
     plugin_set.remove("toys")
     plugin_set.add(toys.Models(("beta", "BetaModel", ())), "toys")
