@@ -114,7 +114,7 @@ class PluginSet:
         """
         if name in self.info:
             raise PluginError(f"{self.info[name].label} is already loaded; cannot add "
-                                      f"another plugin under the name '{name}'")
+                              f"another plugin under the name '{name}'")
         try:
             self.manager.register(plugin, name=name)
         except Exception:
@@ -198,15 +198,17 @@ class PluginSet:
                     self.warnings.append(f"{record.label} {error}")
 
     def _record_clash(self, name: str, dists: list[tuple[str, str]]) -> None:
-        shown = " and ".join(f"{d} {v}".strip() for d, v in dists)
-        for dist, version in dists:
-            others = ", ".join(f"{d} {v}".strip() for d, v in dists if d != dist)
+        shown = [f"{d} {v}".strip() for d, v in dists]
+        for (dist, version), me in zip(dists, shown):
+            others = [s for s in shown if s != me]
             self.problems.append(PluginRecord(name, dist, version, CLASH, error=(
-                f"was not loaded: distribution {others} also uses the entry-point name '{name}'")))
+                f"was not loaded: distribution{'s' if len(others) > 1 else ''} {', '.join(others)} "
+                f"also use{'' if len(others) > 1 else 's'} the entry-point name '{name}'")))
+        count, none = ("two", "neither") if len(dists) == 2 else (str(len(dists)), "none")
         self.warnings.append(
-            f"plugin name '{name}' is used by two distributions, {shown}, so neither was loaded; "
-            f"uninstall one (pip uninstall {dists[-1][0]}) or skip one with "
-            f"{ENV_SKIP}={dists[-1][0]}")
+            f"plugin name '{name}' is used by {count} distributions, {', '.join(shown[:-1])} and "
+            f"{shown[-1]}, so {none} was loaded; uninstall one (pip uninstall {dists[-1][0]}) or "
+            f"skip one with {ENV_SKIP}={dists[-1][0]}")
 
     def _fail(self, record: PluginRecord) -> None:
         self.problems.append(record)

@@ -266,6 +266,20 @@ def test_two_distributions_with_one_entry_point_name_load_neither(
     assert "reclight-alpha-fork 2.0 also uses the entry-point name 'alpha'" in rows[0]["error"]
 
 
+def test_three_distributions_with_one_entry_point_name_are_named_in_one_warning(
+        offer: Callable[..., None]) -> None:
+    offer(*(entry_point("alpha", f"{TOYS}:alpha", f"reclight-alpha-{n}", "1.0") for n in "abc"))
+    plugin_set = loaded()
+    assert not plugin_set.info and [r.status for r in plugin_set.problems] == ["clash"] * 3
+    assert plugin_set.warnings == [
+        "plugin name 'alpha' is used by 3 distributions, reclight-alpha-a 1.0, reclight-alpha-b 1.0 "
+        "and reclight-alpha-c 1.0, so none was loaded; uninstall one (pip uninstall "
+        "reclight-alpha-c) or skip one with RECLIGHT_SKIP_PLUGINS=reclight-alpha-c"]
+    assert plugin_set.problems[0].error == (
+        "was not loaded: distributions reclight-alpha-b 1.0, reclight-alpha-c 1.0 also use the "
+        "entry-point name 'alpha'")
+
+
 def test_the_same_distribution_seen_twice_is_not_a_clash(offer: Callable[..., None]) -> None:
     offer(entry_point("alpha", f"{TOYS}:alpha", "reclight-alpha", "1.0"),
           entry_point("alpha", f"{TOYS}:alpha", "reclight_alpha", "1.0"))  # e.g. twice on sys.path
