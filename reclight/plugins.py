@@ -204,11 +204,15 @@ class PluginSet:
             self.problems.append(PluginRecord(name, dist, version, CLASH, error=(
                 f"was not loaded: distribution{'s' if len(others) > 1 else ''} {', '.join(others)} "
                 f"also use{'' if len(others) > 1 else 's'} the entry-point name '{name}'")))
-        count, none = ("two", "neither") if len(dists) == 2 else (str(len(dists)), "none")
-        self.warnings.append(
-            f"plugin name '{name}' is used by {count} distributions, {', '.join(shown[:-1])} and "
-            f"{shown[-1]}, so {none} was loaded; uninstall one (pip uninstall {dists[-1][0]}) or "
-            f"skip one with {ENV_SKIP}={dists[-1][0]}")
+        rest = ",".join(d for d, _ in dists[1:])
+        if len(dists) == 2:
+            count, none, fix = "two", "neither", (f"uninstall one (pip uninstall {rest}) or skip "
+                                                  f"one with {ENV_SKIP}={rest}")
+        else:
+            count, none, fix = str(len(dists)), "none", (f"uninstall or skip all but one, e.g. "
+                                                         f"{ENV_SKIP}={rest}")
+        self.warnings.append(f"plugin name '{name}' is used by {count} distributions, "
+                             f"{', '.join(shown[:-1])} and {shown[-1]}, so {none} was loaded; {fix}")
 
     def _fail(self, record: PluginRecord) -> None:
         self.problems.append(record)

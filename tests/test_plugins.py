@@ -273,8 +273,8 @@ def test_three_distributions_with_one_entry_point_name_are_named_in_one_warning(
     assert not plugin_set.info and [r.status for r in plugin_set.problems] == ["clash"] * 3
     assert plugin_set.warnings == [
         "plugin name 'alpha' is used by 3 distributions, reclight-alpha-a 1.0, reclight-alpha-b 1.0 "
-        "and reclight-alpha-c 1.0, so none was loaded; uninstall one (pip uninstall "
-        "reclight-alpha-c) or skip one with RECLIGHT_SKIP_PLUGINS=reclight-alpha-c"]
+        "and reclight-alpha-c 1.0, so none was loaded; uninstall or skip all but one, e.g. "
+        "RECLIGHT_SKIP_PLUGINS=reclight-alpha-b,reclight-alpha-c"]
     assert plugin_set.problems[0].error == (
         "was not loaded: distributions reclight-alpha-b 1.0, reclight-alpha-c 1.0 also use the "
         "entry-point name 'alpha'")
