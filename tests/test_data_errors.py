@@ -8,7 +8,14 @@ from dataclasses import replace
 import pandas as pd
 import pytest
 
-from reclight.data import RatingDataModule, fetch, make_synthetic, read_ratings, resolve_source, sources
+from reclight.data import (
+    RatingDataModule,
+    fetch,
+    make_synthetic,
+    read_ratings,
+    resolve_source,
+    sources,
+)
 from reclight.errors import DataError
 
 GOOD = "1\t1\t5\t10\n1\t2\t3\t20\n2\t1\t4\t30\n2\t2\t2\t40\n3\t1\t1\t50\n3\t2\t4\t60\n"
@@ -89,7 +96,8 @@ def test_unknown_column_lists_available(write) -> None:
 def test_bad_column_specs(write) -> None:
     path = write("m.csv", "customer,product,stars\n1,2,3\n")
     _raises("unknown role 'movie'", read_ratings, path, columns="user=customer,movie=product")
-    _raises("does not map rating", read_ratings, path, columns="user=customer,item=product")
+    _raises(r"does not map item; map user and item \(rating and timestamp are optional",
+            read_ratings, path, columns="user=customer,rating=stars")
     _raises("'user' is not role=column", read_ratings, path, columns="user,item=1,rating=2")
     _raises("position 7 for rating is out of range", read_ratings, path,
             columns="user=0,item=1,rating=7")
@@ -100,6 +108,26 @@ def test_bad_column_specs(write) -> None:
 def test_partly_recognised_header_asks_for_mapping(write) -> None:
     _raises(r"cannot tell which columns .* hold item, rating", read_ratings,
             write("p.csv", "userId,thing,value\n1,2,3\n"))
+    _raises(r"cannot tell which columns .* hold user, item", read_ratings,
+            write("q.csv", "who,what,rating\n1,2,3\n"))
+
+
+def test_third_headerless_column_is_a_rating_not_an_implicit_log(write) -> None:
+    # Three or more headerless columns mean user, item, rating: text there is a bad rating.
+    _raises(r"x\.csv line 2: rating 'liked' is not a number; fix or remove the line",
+            read_ratings, write("x.csv", "alice,matrix,5\nbob,alien,liked\n"))
+    _raises(r"y\.csv line 1: rating 'yes' is not a number", read_ratings,
+            write("y.csv", "alice,matrix,yes\nbob,alien,no\n"))
+
+
+def test_implicit_log_with_missing_item_names_the_line(write) -> None:
+    _raises(r"plays\.csv line 2: item id is missing", read_ratings,
+            write("plays.csv", "1,2\n3,\n"))
+
+
+def test_table_of_one_column() -> None:
+    _raises(r"the DataFrame has 1 column\(s\); interactions need user and item columns",
+            resolve_source, pd.DataFrame({"x": [1, 2]}))
 
 
 def test_folder_is_not_a_file(tmp_path) -> None:
@@ -164,12 +192,18 @@ def test_download_verified_into_cache(tmp_path, monkeypatch, ml100k_dir) -> None
     assert (src.directory / "u1.base").is_file()
 
 
-def test_builtin_from_reclight_data(tmp_path, monkeypatch) -> None:
+def test_builtin_in_reclight_data_is_reported_and_read(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setenv("RECLIGHT_DATA", str(tmp_path))
+    assert sources.dataset_locations("ml-1m") == (
+        f"not found in {tmp_path / 'ml-1m'}, {tmp_path / 'cache' / 'reclight' / 'ml-1m'}; "
+        "downloaded on first use from https://files.grouplens.org/datasets/movielens/ml-1m.zip")
     (tmp_path / "ml-1m").mkdir()
     (tmp_path / "ml-1m" / "ratings.dat").write_text("1::2::3::4\n")
-    monkeypatch.setenv("RECLIGHT_DATA", str(tmp_path))
+    assert sources.dataset_locations("ml-1m") == f"found in {tmp_path / 'ml-1m'}"
     src = resolve_source("ml-1m")
-    assert src.path == tmp_path / "ml-1m" / "ratings.dat"
+    assert src.path == tmp_path / "ml-1m" / "ratings.dat" and src.label == "ml-1m"
+    assert sources.dataset_locations("synthetic").startswith("generated on the fly")
 
 
 # ---- DataModule options and splits ----------------------------------------------------------
@@ -270,11 +304,15 @@ def test_other_multi_character_separator(write) -> None:
             write("x2.txt", "1||2||3\n4||5||4||9\n"), sep="||")
 
 
-def test_dataset_locations(tmp_path, monkeypatch) -> None:
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    monkeypatch.setenv("RECLIGHT_DATA", str(tmp_path))
-    assert "downloaded on first use from https://" in sources.dataset_locations("ml-1m")
-    (tmp_path / "ml-1m").mkdir()
-    (tmp_path / "ml-1m" / "ratings.dat").write_text("1::2::3::4\n")
-    assert sources.dataset_locations("ml-1m") == f"found in {tmp_path / 'ml-1m'}"
-    assert "generated" in sources.dataset_locations("synthetic")
+
+def test_rating_range_needs_ratings(write) -> None:
+    path = write("plays.csv", "1,2\n3,4\n5,6\n1,4\n")
+    _raises(r"rating_range=\(1, 5\) is for ratings but .*plays\.csv has no rating column "
+            r"\(implicit interactions\); drop rating_range or map a rating column",
+            RatingDataModule, str(path), rating_range=(1.0, 5.0), split="none")
+
+
+def test_duplicate_interactions_error_policy(write) -> None:
+    path = write("plays.csv", "1,2\n3,4\n1,2\n")
+    _raises(r"1 duplicate ratings: the pair \(user '1', item '2'\) is rated 2 times",
+            RatingDataModule, str(path), duplicates="error", split="none")

@@ -37,6 +37,34 @@ def test_dataframe_source_attributes(frame) -> None:
     assert dm.train_rows.shape == (3, 3) and dm.train_rows.nnz == 8
     assert dm.describe().startswith(
         "DataFrame (8 rows): 3 users, 3 items; 8 train / 0 val / 0 test")
+    assert dm.implicit is False  # the frame has a rating column
+
+
+def test_implicit_log_counts_each_interaction_as_one(write) -> None:
+    path = write("plays.csv", "user,item,timestamp\n"
+                              "u1,a,10\nu1,b,20\nu2,a,30\nu1,a,35\nu2,c,40\nu3,b,50\n")
+    dm = RatingDataModule(str(path), split="temporal", time_cut=50.0)
+    assert dm.implicit is True and dm.source_name == str(path)
+    assert dm.rating_range == (1.0, 1.0) and dm.global_mean == 1.0
+    assert dm.dropped["duplicates"] == 1  # (u1, a) again at 35: the last one is kept
+    assert torch.equal(dm.train.ratings, torch.ones(4))
+    assert dm.train.timestamps.tolist() == [20, 30, 35, 40]  # the timestamp column is kept
+    assert dm.test.timestamps.tolist() == [50] and dm.test.ratings.tolist() == [1.0]
+    assert dm.train_rows.nnz == 4 and (dm.num_users, dm.num_items) == (2, 3)
+
+
+def test_implicit_dataframe_source() -> None:
+    df = pd.DataFrame({"user": ["a", "a", "b"], "item": ["x", "y", "x"]})
+    dm = RatingDataModule(df, split="none")
+    assert dm.implicit and dm.train.ratings.tolist() == [1.0, 1.0, 1.0]
+    assert dm.train.timestamps is None
+
+
+def test_ratings_mapped_away_load_a_fold_as_implicit(ml100k_dir) -> None:
+    dm = RatingDataModule(str(ml100k_dir), split="u1", columns="user=0,item=1,timestamp=3")
+    assert dm.implicit and (len(dm.train), len(dm.test)) == (80_000, 20_000)
+    assert dm.rating_range == (1.0, 1.0) and bool((dm.test.ratings == 1.0).all())
+    assert dm.train.timestamps is not None
 
 
 def test_dataframe_with_other_column_names() -> None:

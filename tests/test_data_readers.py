@@ -1,4 +1,5 @@
-"""read_ratings: every supported format, column mapping and id handling."""
+"""read_ratings and resolve_source: every supported format, column mapping, id handling,
+interaction logs without ratings, and what each kind of source loads."""
 
 from __future__ import annotations
 
@@ -6,14 +7,18 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from reclight.data import read_ratings, resolve_source
+from reclight.data import SyntheticSpec, make_synthetic, read_ratings, resolve_source
+from reclight.data.sources import FileSource, FrameSource, SyntheticSource
+from reclight.errors import DataError
 
 
-def _check_schema(df: pd.DataFrame, timestamps: bool = True) -> None:
-    expected = ["user", "item", "rating"] + (["timestamp"] if timestamps else [])
+def _check_schema(df: pd.DataFrame, timestamps: bool = True, ratings: bool = True) -> None:
+    expected = (["user", "item"] + (["rating"] if ratings else [])
+                + (["timestamp"] if timestamps else []))
     assert list(df.columns) == expected
     assert df["user"].dtype == "str" and df["item"].dtype == "str"
-    assert df["rating"].dtype == np.float32
+    if ratings:
+        assert df["rating"].dtype == np.float32
     if timestamps:
         assert df["timestamp"].dtype == np.int64
 
@@ -132,13 +137,95 @@ def test_float_and_iso_timestamps_take_the_checked_path(write) -> None:
     assert df["timestamp"].tolist() == [86400]
 
 
+# ---- interaction logs without ratings (implicit) --------------------------------------------
+@pytest.mark.parametrize(("name", "text"), [
+    ("plays.csv", "alice,matrix\nbob,alien\n"),  # pyarrow's fast read
+    ("u.data", "alice\tmatrix\nbob\talien\n"),  # MovieLens naming, tab
+    ("plays.txt", "alice  matrix\nbob alien\n"),  # whitespace: pandas' read
+])
+def test_two_headerless_columns_are_user_and_item_without_rating(write, name, text) -> None:
+    df = read_ratings(write(name, text))
+    _check_schema(df, timestamps=False, ratings=False)
+    assert df.values.tolist() == [["alice", "matrix"], ["bob", "alien"]]
+
+
+def test_header_with_user_and_item_but_no_rating_is_implicit(write) -> None:
+    df = read_ratings(write("log.csv", "userId,movieId,timestamp\n1,10,100\n2,20,200\n"))
+    _check_schema(df, ratings=False)
+    assert df["timestamp"].tolist() == [100, 200]  # a recognised timestamp is kept
+    # A column with an unrecognised name is no rating: user and item alone decide.
+    df = read_ratings(write("clicks.tsv", "user_id\titem_id\tclicks\nu1\ti1\t7\n"))
+    _check_schema(df, timestamps=False, ratings=False)
+
+
+def test_columns_without_rating_read_interactions(write) -> None:
+    path = write("ratings.csv", "userId,movieId,rating,timestamp\n1,31,2.5,100\n7,9,4.0,200\n")
+    df = read_ratings(path, columns="user=userId,item=movieId")
+    _check_schema(df, ratings=False)  # the rating column is left out as asked
+    assert df["item"].tolist() == ["31", "9"] and df["timestamp"].tolist() == [100, 200]
+    df = read_ratings(write("pos.txt", "9\t1\tx\t50\n8\t2\ty\t60\n"),
+                      columns="user=1,item=0,timestamp=3")
+    _check_schema(df, ratings=False)
+    assert df.values.tolist() == [["1", "9", 50], ["2", "8", 60]]
+
+
+def test_implicit_iso_timestamps_take_the_checked_path(write) -> None:
+    df = read_ratings(write("i.csv", "user,item,timestamp\n1,2,1970-01-02T00:00:00Z\n"))
+    _check_schema(df, ratings=False)
+    assert df["timestamp"].tolist() == [86400]
+
+
+def test_implicit_parquet(tmp_path) -> None:
+    pytest.importorskip("pyarrow")
+    path = tmp_path / "log.parquet"
+    pd.DataFrame({"user": [1, 2], "item": ["a", "b"]}).to_parquet(path)
+    df = read_ratings(path)
+    _check_schema(df, timestamps=False, ratings=False)
+    assert df["user"].tolist() == ["1", "2"]
+
+
+def test_dataframe_with_only_user_and_item_is_implicit() -> None:
+    src = resolve_source(pd.DataFrame({"user": [1, 2], "item": ["a", "b"]}))
+    _check_schema(src.frame, timestamps=False, ratings=False)
+
+
+# ---- sources --------------------------------------------------------------------------------
 def test_dataframe_source_is_normalised() -> None:
     frame = pd.DataFrame({"userId": [1, 2], "movieId": [3.0, 4.0], "rating": [5, 4]})
-    df = resolve_source(frame).frame
-    _check_schema(df, timestamps=False)
-    assert df["user"].tolist() == ["1", "2"] and df["item"].tolist() == ["3", "4"]
+    src = resolve_source(frame)
+    assert isinstance(src, FrameSource) and src.label == "DataFrame (2 rows)"
+    _check_schema(src.frame, timestamps=False)
+    assert src.frame["user"].tolist() == ["1", "2"] and src.frame["item"].tolist() == ["3", "4"]
 
 
 def test_folder_source_finds_ratings_file(ml100k_dir) -> None:
     src = resolve_source(ml100k_dir)
+    assert isinstance(src, FileSource) and src.label == str(ml100k_dir)
     assert src.path == ml100k_dir / "u.data" and src.directory == ml100k_dir
+
+
+def test_synthetic_is_a_source_that_generates_its_table() -> None:
+    src = resolve_source("synthetic", synthetic=SyntheticSpec(num_ratings=2000, seed=4))
+    assert isinstance(src, SyntheticSource)
+    table = src.load("kfold")
+    assert table.known_unique and table.is_test is None  # distinct pairs, no fold files
+    pd.testing.assert_frame_equal(table.frame, make_synthetic(2000, seed=4))
+    assert resolve_source("synthetic").label == "synthetic (100000 ratings)"  # the default spec
+
+
+def test_sources_read_nothing_before_load(write) -> None:
+    bad = resolve_source(write("bad.csv", "user,item,rating\n1,2,x\n"))
+    with pytest.raises(DataError, match="rating 'x' is not a number"):
+        bad.load("random")
+    tiny = resolve_source("synthetic", synthetic=SyntheticSpec(num_ratings=0))
+    with pytest.raises(DataError, match="synthetic_ratings=0"):
+        tiny.load("random")
+
+
+def test_fold_split_loads_base_then_test_rows(ml100k_dir) -> None:
+    table = resolve_source(ml100k_dir / "u.data").load("u1")
+    base = read_ratings(ml100k_dir / "u1.base")
+    test = read_ratings(ml100k_dir / "u1.test")
+    assert table.is_test.tolist() == [False] * len(base) + [True] * len(test)
+    pd.testing.assert_frame_equal(table.frame, pd.concat([base, test], ignore_index=True))
+    assert table.label == str(ml100k_dir / "u.data") and not table.known_unique

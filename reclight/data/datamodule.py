@@ -113,6 +113,7 @@ class RatingDataModule(L.LightningDataModule):
                        duplicates=duplicates, min_user_ratings=min_user_ratings,
                        label=table.label, known_unique=table.known_unique)
         self.source_name = table.label
+        self.implicit: bool = data.implicit  # no rating column: every rating is 1.0
         self._adopt(data)
 
     # ---- construction helpers ------------------------------------------------------------

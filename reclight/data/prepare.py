@@ -1,8 +1,9 @@
 """From a standard ratings table to encoded train/validation/test tensors.
 
-One pass, in bulk: check the rating range, resolve duplicate (user, item) pairs, drop
-users with too few ratings, split, carve out validation, build the id maps from the
-training ratings only and encode every part (ids unseen in training become -1).
+One pass, in bulk: check the rating range (an interaction log without ratings counts every
+interaction as 1.0), resolve duplicate (user, item) pairs, drop users with too few ratings,
+split, carve out validation, build the id maps from the training ratings only and encode
+every part (ids unseen in training become -1).
 Users and items are factorised once for the whole table; later steps work on int codes.
 """
 
@@ -52,6 +53,7 @@ class Prepared:
     global_mean: float
     unseen: dict[str, dict[str, int]] = field(default_factory=dict)
     dropped: dict[str, int] = field(default_factory=dict)
+    implicit: bool = False  # the table had no rating column: every rating is 1.0
 
 
 def check_rating_range(ratings: np.ndarray, rating_range: tuple[float, float] | None,
@@ -116,10 +118,19 @@ def prepare(frame: pd.DataFrame, options: SplitOptions, *, is_test: np.ndarray |
 
     ``is_test`` marks rows of a predefined test file (then ``options.split`` only names it);
     duplicates are resolved within each part. ``known_unique`` skips the duplicate check for
-    sources that cannot have any (synthetic data).
+    sources that cannot have any (synthetic data). A table without a ``rating`` column is an
+    implicit interaction log: every interaction gets rating 1.0, the range is (1.0, 1.0) and
+    the result says ``implicit=True``.
     """
     check_policy(duplicates)
-    ratings = frame["rating"].to_numpy(dtype=np.float32)
+    implicit = "rating" not in frame
+    if implicit and rating_range is not None:
+        lo, hi = rating_range
+        raise DataError(f"rating_range=({lo:g}, {hi:g}) is for ratings but {label} has no rating "
+                        "column (implicit interactions); drop rating_range or map a rating "
+                        "column (columns='...,rating=NAME')")
+    ratings = (np.ones(len(frame), dtype=np.float32) if implicit
+               else frame["rating"].to_numpy(dtype=np.float32))
     rating_range = check_rating_range(ratings, rating_range, label)
     user_codes, user_uniques = pd.factorize(frame["user"])
     item_codes, item_uniques = pd.factorize(frame["item"])
@@ -180,7 +191,8 @@ def prepare(frame: pd.DataFrame, options: SplitOptions, *, is_test: np.ndarray |
     return Prepared(
         user_map=user_map, item_map=item_map, train=train_ratings, val=val_ratings,
         test=test_ratings, val_raw=val_raw, test_raw=test_raw, rating_range=rating_range,
-        global_mean=float(train_ratings.ratings.double().mean()), unseen=unseen, dropped=dropped)
+        global_mean=float(train_ratings.ratings.double().mean()), unseen=unseen, dropped=dropped,
+        implicit=implicit)
 
 
 def _active_users(user_codes: np.ndarray, keep: np.ndarray, minimum: int,

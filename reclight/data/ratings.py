@@ -11,7 +11,8 @@ from torch import Tensor
 @dataclass
 class Ratings:
     """Aligned tensors: ``users``/``items`` int64 indices (-1 for ids unseen in training),
-    ``ratings`` float32 and ``timestamps`` int64 (None when the source has none)."""
+    ``ratings`` float32 (1.0 for every interaction of an implicit log) and ``timestamps`` int64
+    (None when the source has none)."""
 
     users: Tensor
     items: Tensor

@@ -53,8 +53,9 @@ class _Layout:
 
 def read_ratings(path: str | Path, columns: str | None = None,
                  sep: str | None = None) -> pd.DataFrame:
-    """Read ratings from ``path`` into columns ``user``, ``item`` (str), ``rating`` (float32)
-    and ``timestamp`` (int64, when the file has one), rows in file order.
+    """Read ratings from ``path`` into columns ``user``, ``item`` (str), ``rating`` (float32,
+    absent for an interaction log without ratings) and ``timestamp`` (int64, when the file has
+    one), rows in file order.
 
     Formats: MovieLens ``u.data``/``uN.base``/``uN.test`` (tab, no header), ``ratings.dat``
     (``::``, no header), ``ratings.csv`` (header ``userId,movieId,rating,timestamp``), any
@@ -63,9 +64,11 @@ def read_ratings(path: str | Path, columns: str | None = None,
     Args:
         path: the ratings file.
         columns: mapping such as ``"user=userId,item=movieId,rating=stars,timestamp=ts"``
-            (header names) or ``"user=0,item=1,rating=2"`` (0-based positions). Without it,
-            recognised header names (userId/user_id/user, movieId/item_id/item, rating,
-            timestamp, ...) are used, else the first 3-4 columns in that order.
+            (header names) or ``"user=0,item=1,rating=2"`` (0-based positions); without
+            ``rating`` the data are implicit interactions. Without a mapping, recognised header
+            names (userId/user_id/user, movieId/item_id/item, rating, timestamp, ...) are used
+            (user and item without a rating name: implicit), else the first 3-4 columns in
+            that order, or user, item for a file of two columns (implicit).
         sep: field separator (``"\\t"``/``"tab"``, ``","``, ``"::"``, ``"space"``...);
             sniffed from the first line when omitted.
     """
@@ -219,8 +222,9 @@ def _read_fast(path: Path, layout: _Layout, roles: dict[str, int]) -> pd.DataFra
     try:
         raw = _read_arrow(path, layout, roles)
         if raw is None:
-            dtype: dict[int, str] = {roles["user"]: "str", roles["item"]: "str",
-                                     roles["rating"]: "float64"}
+            dtype: dict[int, str] = {roles["user"]: "str", roles["item"]: "str"}
+            if "rating" in roles:
+                dtype[roles["rating"]] = "float64"
             if "timestamp" in roles:
                 dtype[roles["timestamp"]] = "int64"
             raw = pd.read_csv(_source(path, layout), sep=layout.pandas_sep, header=None,
@@ -233,12 +237,13 @@ def _read_fast(path: Path, layout: _Layout, roles: dict[str, int]) -> pd.DataFra
     for role in ("user", "item"):
         if bool((cols[role].isna() | (cols[role] == "")).any()):
             return None
-    rating = cols["rating"].to_numpy(dtype=np.float64, na_value=np.nan)
-    if not np.isfinite(rating).all():
-        return None
     out = pd.DataFrame({"user": cols["user"].astype("str").reset_index(drop=True),
-                        "item": cols["item"].astype("str").reset_index(drop=True),
-                        "rating": rating.astype(np.float32)})
+                        "item": cols["item"].astype("str").reset_index(drop=True)})
+    if "rating" in roles:
+        rating = cols["rating"].to_numpy(dtype=np.float64, na_value=np.nan)
+        if not np.isfinite(rating).all():
+            return None
+        out["rating"] = rating.astype(np.float32)
     if "timestamp" in roles:
         if bool(cols["timestamp"].isna().any()):
             return None
@@ -257,8 +262,9 @@ def _read_arrow(path: Path, layout: _Layout, roles: dict[str, int]) -> pd.DataFr
     if layout.pandas_sep == WHITESPACE:
         return None
     names = [f"c{i}" for i in range(layout.ncols)]
-    types = {names[roles["user"]]: pa.string(), names[roles["item"]]: pa.string(),
-             names[roles["rating"]]: pa.float64()}
+    types = {names[roles["user"]]: pa.string(), names[roles["item"]]: pa.string()}
+    if "rating" in roles:
+        types[names[roles["rating"]]] = pa.float64()
     if "timestamp" in roles:
         types[names[roles["timestamp"]]] = pa.int64()
     source = _source(path, layout)

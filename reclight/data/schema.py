@@ -1,7 +1,14 @@
 """The standard ratings table and the column mapping that produces it.
 
 Every source (file, DataFrame, synthetic) ends up as one DataFrame with the columns
-``user`` and ``item`` (str ids), ``rating`` (float32) and, when known, ``timestamp`` (int64).
+``user`` and ``item`` (str ids), ``rating`` (float32) for explicit ratings and, when known,
+``timestamp`` (int64). An interaction log without ratings (implicit feedback: clicks, plays,
+purchases) has no ``rating`` column at all; :func:`reclight.data.prepare.prepare` then counts
+each interaction as rating 1.0. A log is implicit when no rating column is mapped: a
+``columns`` mapping without ``rating``, a header naming user and item but no rating, or two
+headerless columns. Three or more headerless columns always mean user, item, rating[,
+timestamp], so a non-numeric third column is a bad rating, not an implicit log.
+
 Ids are strings everywhere so that raw ids round-trip identically from a file through a
 checkpoint to a predictions CSV ("007" stays "007", 42 becomes "42").
 """
@@ -16,7 +23,7 @@ import pandas as pd
 from reclight.errors import DataError
 
 ROLES = ("user", "item", "rating", "timestamp")
-REQUIRED = ("user", "item", "rating")
+REQUIRED = ("user", "item")  # without a rating the data are implicit interactions
 # Header names recognised without a --data.columns mapping (compared lower-cased, without
 # spaces, dashes and underscores): MovieLens, Netflix, Amazon, BookCrossing, Surprise, ...
 KNOWN_NAMES = {
@@ -78,8 +85,9 @@ def parse_columns(spec: str | None) -> dict[str, Label]:
         mapping[key] = int(value) if value.isdigit() else value
     missing = [role for role in REQUIRED if role not in mapping]
     if missing:
-        raise DataError(f"columns '{spec}' does not map {', '.join(missing)}; map user, item and "
-                        "rating (timestamp is optional), e.g. 'user=0,item=1,rating=2'")
+        raise DataError(f"columns '{spec}' does not map {', '.join(missing)}; map user and item "
+                        "(rating and timestamp are optional; without rating the data are "
+                        "implicit), e.g. 'user=0,item=1,rating=2'")
     return mapping
 
 
@@ -98,9 +106,11 @@ def resolve_columns(spec: dict[str, Label], header: Sequence[object] | None, nco
     """Map each role to a 0-based column position.
 
     With a ``spec`` (from :func:`parse_columns`) names are looked up in ``header`` and
-    positions checked against ``ncols``. Without one, recognised header names are used; a
-    header with none of them, or no header at all, means the first columns in the order
-    user, item, rating[, timestamp] (the 4th only when it holds a number, ``numeric_4th``).
+    positions checked against ``ncols``. Without one, recognised header names are used (user
+    and item at least; no rating name means implicit data); a header with none of them, or no
+    header at all, means the first columns in the order user, item, rating[, timestamp] (the
+    4th only when it holds a number, ``numeric_4th``), or user, item for two columns. The
+    result has no ``rating`` key for implicit data.
     """
     if spec:
         roles: dict[str, int] = {}
@@ -122,18 +132,20 @@ def resolve_columns(spec: dict[str, Label], header: Sequence[object] | None, nco
         return roles
     if header is not None:
         found = _recognise(header)
-        hits = [role for role in REQUIRED if role in found]
-        if len(hits) == len(REQUIRED):
+        if all(role in found for role in REQUIRED):
             return found
-        if hits:
+        named = ("user", "item", "rating")
+        if any(role in found for role in named):
             names = ", ".join(str(h) for h in header)
-            missing = ", ".join(r for r in REQUIRED if r not in found)
+            missing = ", ".join(r for r in named if r not in found)
             raise DataError(f"cannot tell which columns of {what} hold {missing} "
                             f"(header: {names}); "
                             "pass columns like 'user=userId,item=movieId,rating=rating'")
-    if ncols < 3:
-        raise DataError(f"{what} has {ncols} column(s); ratings need user, item and rating "
+    if ncols < 2:
+        raise DataError(f"{what} has {ncols} column(s); interactions need user and item "
                         "columns (pass sep if the separator was not recognised)")
+    if ncols == 2:
+        return {"user": 0, "item": 1}
     roles = {"user": 0, "item": 1, "rating": 2}
     if ncols >= 4 and numeric_4th:
         roles["timestamp"] = 3
@@ -154,9 +166,10 @@ def _recognise(header: Sequence[object]) -> dict[str, int]:
 def standardize(raw: pd.DataFrame, roles: dict[str, int], locate: Locate) -> pd.DataFrame:
     """Validate and convert the mapped columns of ``raw`` into the standard table.
 
-    ``roles`` maps each role to a column position in ``raw``; ``locate(i)`` names row ``i`` in
-    messages ("u.data line 17", "row 3"). Raises DataError at the first missing id,
-    non-numeric or missing rating, or bad timestamp.
+    ``roles`` maps each role to a column position in ``raw`` (no ``rating`` for implicit
+    data: the table then has no rating column); ``locate(i)`` names row ``i`` in messages
+    ("u.data line 17", "row 3"). Raises DataError at the first missing id, non-numeric or
+    missing rating, or bad timestamp.
     """
     out = pd.DataFrame({"user": ids_to_str(raw.iloc[:, roles["user"]]),
                         "item": ids_to_str(raw.iloc[:, roles["item"]])})
@@ -164,7 +177,8 @@ def standardize(raw: pd.DataFrame, roles: dict[str, int], locate: Locate) -> pd.
         bad = out[role].isna() | (out[role] == "")
         if bool(bad.any()):
             raise DataError(f"{locate(_first(bad))}: {role} id is missing; fix or remove the line")
-    out["rating"] = _ratings(raw.iloc[:, roles["rating"]], locate)
+    if "rating" in roles:
+        out["rating"] = _ratings(raw.iloc[:, roles["rating"]], locate)
     if "timestamp" in roles:
         out["timestamp"] = _timestamps(raw.iloc[:, roles["timestamp"]], locate)
     return out
