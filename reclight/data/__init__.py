@@ -2,7 +2,9 @@
 schema -> prepare (splits, id maps) -> views, all driven by the RatingDataModule.
 
 Names are imported on first use (PEP 562), so ``reclight.data.sources`` and the readers load
-without importing torch or Lightning (``reclight datasets`` stays quick).
+without importing torch or Lightning (``reclight datasets`` stays quick). The function
+``prepare`` is not listed here: importing its module ``reclight.data.prepare`` rebinds that
+name on the package; import it as ``from reclight.data.prepare import prepare``.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ if TYPE_CHECKING:
     from reclight.data.datamodule import RatingDataModule
     from reclight.data.idmap import IdMap
     from reclight.data.ratings import Ratings
-    from reclight.data.prepare import Prepared, SplitOptions, prepare
+    from reclight.data.prepare import Prepared, SplitOptions
     from reclight.data.readers import read_frame, read_ratings
     from reclight.data.sources import (
         BUILTIN_DATASETS,
@@ -46,7 +48,6 @@ _HOMES = {
     "resolve_source": "sources",
     "Prepared": "prepare",
     "SplitOptions": "prepare",
-    "prepare": "prepare",
 }
 __all__ = [
     "BUILTIN_DATASETS",
@@ -63,7 +64,6 @@ __all__ = [
     "Table",
     "dataset_locations",
     "make_synthetic",
-    "prepare",
     "read_frame",
     "read_ratings",
     "resolve_source",

@@ -1,4 +1,4 @@
-"""Read a ratings file (MovieLens, CSV/TSV, Parquet) into the standard table.
+"""Read a ratings file (MovieLens, CSV/TSV, Parquet) or a DataFrame into the standard table.
 
 Clean files take a fast typed read (pyarrow's multi-threaded CSV parser where available).
 Anything the fast read rejects or gets wrong is read again as plain text, slowly, to name the
