@@ -11,13 +11,14 @@ core's evaluation works unchanged.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import ClassVar
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor, nn
 
-from reclight.data import SparseRows
+from reclight.data.sparse import SparseRows
+from reclight.data.training import TrainingData
 from reclight.errors import ConfigError
 from reclight.losses import masked_mse
 from reclight.model import RecModel
@@ -72,27 +73,28 @@ class RowAutoencoderModel(RecModel):
     """Base of row autoencoders: subclasses set ``self.net`` (input width = ``row_width``).
 
     Args:
+        data: the training data (filled in by the CLI).
         variant: "user" (rows of R, the user_rows view) or "item" (rows of R transposed, the
             item_rows view); it sets ``self.input_kind``.
         refeed_steps: dense re-feeding passes after each normal step (0: off); see
-            :mod:`reclight.refeed`.
+            :mod:`reclight.refeed`. Re-feeding takes optimiser steps of its own, so a model with
+            ``refeed_steps > 0`` trains with manual optimisation (the step hook point).
         refeed_dropout: dropout noise on the re-fed input, in [0, 1).
     """
 
     input_kind: ClassVar[str] = "user_rows"
 
-    def __init__(self, num_users: int, num_items: int, global_mean: float = 0.0,
-                 rating_range: tuple[float, float] = (1.0, 5.0), variant: str = "user",
+    def __init__(self, data: TrainingData | Mapping[str, Any], variant: str = "user",
                  refeed_steps: int = 0, refeed_dropout: float = 0.0) -> None:
-        super().__init__(num_users, num_items, global_mean, rating_range)
+        super().__init__(data)
         if variant not in VARIANTS:
             raise ConfigError(f"unknown variant '{variant}' (--model.variant); choose one of "
                               f"{', '.join(VARIANTS)}")
         check_refeed(refeed_steps, refeed_dropout)
         self.variant = variant
-        self.input_kind = VARIANTS[variant]  # type: ignore[misc]  # per instance: the CLI reads it
-        self._source: tuple[SparseRows, SparseRows] | None = None
+        self.input_kind = VARIANTS[variant]  # type: ignore[misc]  # per instance: the data reads it
         if refeed_steps > 0:
+            self.training_kind = "manual"  # type: ignore[misc]
             self.step_hooks.append(DenseRefeeding(refeed_steps, refeed_dropout))
 
     @property
@@ -120,14 +122,7 @@ class RowAutoencoderModel(RecModel):
     # ---- prediction from the training rows -------------------------------------------------
     def source_rows(self) -> SparseRows:
         """The training matrix in this model's row orientation (R or its transpose)."""
-        if self.train_rows is None:
-            raise ConfigError(f"{type(self).__name__} has no training matrix; attach data "
-                              "(model.attach_data(datamodule)) or load a checkpoint")
-        if self.variant == "user":
-            return self.train_rows
-        if self._source is None or self._source[0] is not self.train_rows:
-            self._source = (self.train_rows, self.train_rows.transpose())
-        return self._source[1]
+        return self.data.matrix if self.variant == "user" else self.data.item_major
 
     def reconstruct_rows(self, rows: Tensor) -> Tensor:
         """Reconstructions [len(rows), row_width] of training rows ``rows``, in chunks."""

@@ -2,18 +2,43 @@
 
 Rating errors are accumulated as sums (squared error, absolute error, count) and reduced by
 summation across ranks, so RMSE/MAE under DDP equal the single-process figures exactly.
-Top-N metrics follow the definitions RecBole uses (full ranking, training items excluded):
-precision = hits/k, recall = hits/|relevant|, hit = [hits > 0], NDCG with binary gains and
-IDCG over min(|relevant|, k), MAP@k = sum of precision@i at hits / min(|relevant|, k).
+Top-N metrics follow the definitions RecBole uses (full ranking, training items excluded),
+at every cut-off k asked for at once: precision = hits/k, recall = hits/|relevant|,
+hit = [hits > 0], NDCG with binary gains and IDCG over min(|relevant|, k),
+MAP@k = sum of precision@i at hits / min(|relevant|, k), MRR@k = 1 / rank of the first hit
+within the top k (0 without one).
 """
 
 from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
 
 import torch
 from torch import Tensor
 from torchmetrics import Metric
 
-TOPN_NAMES = ("ndcg", "recall", "precision", "hit", "map")
+from reclight.errors import ConfigError
+
+TOPN_NAMES = ("ndcg", "recall", "precision", "hit", "map", "mrr")
+
+
+def parse_ks(value: int | str | Iterable[int]) -> tuple[int, ...]:
+    """Cut-offs from ``10``, ``"5,10,20"`` or ``[5, 10]``: sorted, distinct, each >= 1."""
+    if isinstance(value, int):
+        parts: list[object] = [value]
+    elif isinstance(value, str):
+        parts = [p.strip() for p in value.strip().strip("[]()").split(",") if p.strip()]
+    else:
+        parts = list(value)
+    try:
+        ks = sorted({int(p) for p in parts})  # type: ignore[call-overload]
+    except (TypeError, ValueError):
+        raise ConfigError(f"top-N cut-offs '{value}' must be integers separated by commas, "
+                          "e.g. --eval_k 5,10,20") from None
+    if not ks or ks[0] < 1:
+        raise ConfigError(f"top-N cut-offs {value!r} must be one or more integers >= 1, "
+                          "e.g. --eval_k 10")
+    return tuple(ks)
 
 
 class RatingErrors(Metric):
@@ -44,49 +69,68 @@ class RatingErrors(Metric):
                 "unseen": self.unseen}
 
 
-def topn_per_user(scores: Tensor, targets: Tensor, k: int) -> dict[str, Tensor]:
-    """Per-user top-N metrics from scores [B, I] (excluded items already -inf) and targets [B, I]."""
-    k = min(k, scores.shape[1])
-    top = torch.topk(scores, k, dim=1).indices
-    rel = torch.gather(targets, 1, top).to(torch.float64)  # [B, k] hits in rank order
+def topn_at(scores: Tensor, targets: Tensor, ks: Sequence[int]) -> dict[int, dict[str, Tensor]]:
+    """Per-user top-N metrics at each k from one ranking: scores [B, I] (excluded items
+    already -inf) and targets [B, I] (bool). Returns ``{k: {name: float64[B]}}``."""
+    top_k = min(max(ks), scores.shape[1])
+    top = torch.topk(scores, top_k, dim=1).indices
+    rel_all = torch.gather(targets, 1, top).to(torch.float64)  # [B, top_k] hits in rank order
     n_rel = targets.sum(dim=1).to(torch.float64)
-    hits = rel.sum(dim=1)
-    ranks = torch.arange(1, k + 1, device=scores.device, dtype=torch.float64)
+    ranks = torch.arange(1, top_k + 1, device=scores.device, dtype=torch.float64)
     discounts = 1.0 / torch.log2(ranks + 1.0)
-    dcg = (rel * discounts).sum(dim=1)
-    ideal_len = torch.clamp(n_rel, max=k).long()
-    idcg = torch.cumsum(discounts, 0)[(ideal_len - 1).clamp_min(0)] * (ideal_len > 0)
-    denom = torch.clamp(n_rel, max=k).clamp_min(1.0)
-    prec_at_i = torch.cumsum(rel, dim=1) / ranks
-    return {
-        "ndcg": torch.where(idcg > 0, dcg / idcg.clamp_min(1e-12), torch.zeros_like(dcg)),
-        "recall": hits / n_rel.clamp_min(1.0),
-        "precision": hits / k,
-        "hit": (hits > 0).to(torch.float64),
-        "map": (prec_at_i * rel).sum(dim=1) / denom,
-    }
+    cum_discounts = torch.cumsum(discounts, 0)
+    out: dict[int, dict[str, Tensor]] = {}
+    for k in ks:
+        kk = min(k, top_k)
+        rel = rel_all[:, :kk]
+        hits = rel.sum(dim=1)
+        dcg = (rel * discounts[:kk]).sum(dim=1)
+        ideal_len = torch.clamp(n_rel, max=kk).long()
+        idcg = cum_discounts[(ideal_len - 1).clamp_min(0)] * (ideal_len > 0)
+        prec_at_i = torch.cumsum(rel, dim=1) / ranks[:kk]
+        first = torch.where(hits > 0, rel.argmax(dim=1).to(torch.float64) + 1.0,
+                            torch.full_like(hits, float("inf")))
+        out[k] = {
+            "ndcg": torch.where(idcg > 0, dcg / idcg.clamp_min(1e-12), torch.zeros_like(dcg)),
+            "recall": hits / n_rel.clamp_min(1.0),
+            "precision": hits / kk,
+            "hit": (hits > 0).to(torch.float64),
+            "map": (prec_at_i * rel).sum(dim=1) / torch.clamp(n_rel, max=kk).clamp_min(1.0),
+            "mrr": 1.0 / first,
+        }
+    return out
+
+
+def topn_per_user(scores: Tensor, targets: Tensor, k: int) -> dict[str, Tensor]:
+    """Per-user top-N metrics at one cut-off ``k`` (see :func:`topn_at`)."""
+    return topn_at(scores, targets, [k])[k]
 
 
 class TopNMetrics(Metric):
-    """Sums of per-user top-N metrics and the number of users, reduced across ranks."""
+    """Sums of per-user top-N metrics at every cut-off, and the number of users, reduced
+    across ranks."""
 
     full_state_update = False
 
-    def __init__(self, k: int = 10) -> None:
+    def __init__(self, ks: int | Iterable[int] = 10) -> None:
         super().__init__()
-        self.k = k
-        for name in TOPN_NAMES:
-            self.add_state(name, default=torch.tensor(0.0, dtype=torch.float64), dist_reduce_fx="sum")
+        self.ks = parse_ks(ks)
+        for k in self.ks:
+            for name in TOPN_NAMES:
+                self.add_state(f"{name}_{k}", default=torch.tensor(0.0, dtype=torch.float64),
+                               dist_reduce_fx="sum")
         self.add_state("users", default=torch.tensor(0, dtype=torch.long), dist_reduce_fx="sum")
 
     def update(self, scores: Tensor, targets: Tensor) -> None:
-        per_user = topn_per_user(scores, targets, self.k)
-        for name in TOPN_NAMES:
-            setattr(self, name, getattr(self, name) + per_user[name].sum())
-        self.users = self.users + scores.shape[0]  # out-of-place: see RatingErrors.update
+        for k, per_user in topn_at(scores, targets, self.ks).items():
+            for name in TOPN_NAMES:
+                key = f"{name}_{k}"  # out-of-place: see RatingErrors.update
+                setattr(self, key, getattr(self, key) + per_user[name].sum())
+        self.users = self.users + scores.shape[0]
 
     def compute(self) -> dict[str, Tensor]:
         n = self.users.clamp_min(1).double()
-        result = {f"{name}@{self.k}": getattr(self, name) / n for name in TOPN_NAMES}
+        result = {f"{name}@{k}": getattr(self, f"{name}_{k}") / n
+                  for k in self.ks for name in TOPN_NAMES}
         result["users"] = self.users.clone()
         return result

@@ -8,34 +8,28 @@ import pandas as pd
 import torch
 
 from reclight.checkpoints import load_model
-from reclight.errors import CheckpointError
 from reclight.tables import read_pairs
 
 CHUNK = 65536
 
 
-def _maps(model: object, path: str | Path) -> tuple[object, object]:
-    user_map, item_map = getattr(model, "user_map", None), getattr(model, "item_map", None)
-    if user_map is None or item_map is None:
-        raise CheckpointError(f"'{path}' holds no id maps; it was not written by `reclight fit`")
-    return user_map, item_map
-
-
 @torch.no_grad()
 def predict_pairs(ckpt: str | Path, input_path: str | Path) -> tuple[pd.DataFrame, int]:
-    """Predicted ratings for the pairs in ``input_path``; also returns how many fell back."""
+    """Predictions for the pairs in ``input_path`` (column ``prediction``: clipped ratings of an
+    explicit model; ``score`` for an implicit one, empty for unseen ids); also returns how many
+    pairs fell back."""
     pairs = read_pairs(input_path)
     model = load_model(ckpt)
-    user_map, item_map = _maps(model, ckpt)
-    users = torch.as_tensor(user_map.to_index(pairs["user"].to_numpy()))
-    items = torch.as_tensor(item_map.to_index(pairs["item"].to_numpy()))
+    users = torch.as_tensor(model.user_map.to_index(pairs["user"].to_numpy()))
+    items = torch.as_tensor(model.item_map.to_index(pairs["item"].to_numpy()))
     preds, unseen = [], 0
     for start in range(0, len(users), CHUNK):
         pred, n = model.predict_with_fallback(users[start:start + CHUNK], items[start:start + CHUNK])
         preds.append(pred)
         unseen += n
     out = pairs.copy()
-    out["prediction"] = torch.cat(preds).numpy().round(4) if preds else []
+    column = "prediction" if model.feedback == "explicit" else "score"
+    out[column] = torch.cat(preds).numpy().round(4) if preds else []
     return out, unseen
 
 
@@ -44,14 +38,13 @@ def recommend_users(ckpt: str | Path, users: list[str], k: int,
                     exclude_seen: bool = True) -> tuple[pd.DataFrame, int]:
     """Top-k (user, rank, item, score) rows; users unseen in training get the fallback ranking."""
     model = load_model(ckpt)
-    user_map, item_map = _maps(model, ckpt)
-    index = torch.as_tensor(user_map.to_index(users))
+    index = torch.as_tensor(model.user_map.to_index(users))
     top, scores = model.recommend(index, k, exclude_seen=exclude_seen)
     finite = torch.isfinite(scores)
     rows = pd.DataFrame({
         "user": [u for u in users for _ in range(top.shape[1])],
         "rank": list(range(1, top.shape[1] + 1)) * len(users),
-        "item": item_map.to_raw(top.reshape(-1).numpy()),
+        "item": model.item_map.to_raw(top.reshape(-1).numpy()),
         "score": scores.reshape(-1).numpy().round(4),
     })
     rows = rows[finite.reshape(-1).numpy()].reset_index(drop=True)

@@ -7,6 +7,7 @@ MovieLens 100K may not be copied into the repository (GroupLens licence): tests 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -39,3 +40,19 @@ def write(tmp_path: Path):
         return path
 
     return _write
+
+
+@pytest.fixture
+def toy_registry() -> Iterator[None]:
+    """The installed plugins plus the tests' toy plugin (tests/toy_plugin.py) as the process-wide
+    plugin set, forgotten afterwards."""
+    from reclight.plugins import PluginSet, reset_plugins
+
+    from . import toy_plugin
+
+    plugin_set = PluginSet()
+    plugin_set.load_entry_points()
+    plugin_set.add(toy_plugin, "toy", "reclight-toy-tests", "0.0")
+    reset_plugins(plugin_set)
+    yield
+    reset_plugins(None)

@@ -19,14 +19,7 @@ from . import toy_plugin
 SMALL = ["--data.synthetic_ratings", "3000", "--trainer.enable_progress_bar", "false"]
 
 
-@pytest.fixture(autouse=True)
-def toy_registry() -> Iterator[None]:
-    plugin_set = PluginSet()
-    plugin_set.load_entry_points()
-    plugin_set.add(toy_plugin, "toy", "reclight-toy-tests", "0.0")
-    reset_plugins(plugin_set)
-    yield
-    reset_plugins(None)
+pytestmark = pytest.mark.usefixtures("toy_registry")
 
 
 def run(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:

@@ -279,10 +279,9 @@ def test_rating_range_violation(write) -> None:
 
 
 def test_unknown_view(small) -> None:
-    _raises(r"unknown data view 'rows'; choose one of pairs, user_rows, item_rows, "
-            r"implicit_user_rows, matrix", RatingDataModule, str(small), view="rows")
     dm = RatingDataModule(str(small), split="none")
-    _raises(r"unknown data view 'dense'", dm.set_view, "dense")
+    _raises(r"unknown data view 'dense'; registered views: .*implicit_user_rows, item_rows, "
+            r"matrix, pairs, user_rows.*register_view", dm.set_view, "dense")
 
 
 def test_synthetic_arguments() -> None:

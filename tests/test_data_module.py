@@ -120,10 +120,11 @@ def test_idmap_rejects_out_of_range_indices() -> None:
 
 
 def test_set_view_and_item_rows(frame) -> None:
-    dm = RatingDataModule(frame, split="none", view="item_rows")
-    assert dm.view == "item_rows" and dm.item_rows.shape == (3, 3)
-    dm.set_view("user_rows")
-    assert dm.view == "user_rows"
+    dm = RatingDataModule(frame, split="none")
+    assert dm.view == "pairs" and dm.item_rows.shape == (3, 3)
+    assert torch.equal(dm.item_rows.dense(torch.arange(3))[0], dm.train_rows.dense(torch.arange(3))[0].T)
+    dm.set_view("user_rows", {"fixed_shards": True})
+    assert dm.view == "user_rows" and dm.view_options == {"fixed_shards": True}
 
 
 class _Probe(L.LightningModule):
@@ -174,7 +175,7 @@ def test_constructor_is_a_cli_signature() -> None:
     args = parser.parse_args(["--data.source", "ml-100k", "--data.split", "u1",
                               "--data.rating_range", "[1, 5]", "--data.time_cut", "0.8"])
     assert args.data.source == "ml-100k" and args.data.rating_range == (1.0, 5.0)
-    assert args.data.time_cut == 0.8 and args.data.view == "pairs"
+    assert args.data.time_cut == 0.8 and "view" not in args.data  # the model chooses the view
 
 
 def test_sources_import_without_torch() -> None:

@@ -7,7 +7,18 @@ import pytest
 import torch
 
 from reclight.data import VIEWS, RatingDataModule, Ratings, SparseRows, make_synthetic
-from reclight.data.views import MatrixBatches, PairBatches, RowBatches, TopNBatches
+from reclight.data.views import (
+    FIXED,
+    ORDERED,
+    MatrixBatches,
+    PairBatches,
+    RowBatches,
+    TopNBatches,
+    ViewContext,
+    build_view,
+    register_view,
+)
+from reclight.errors import DataError
 
 
 @pytest.fixture(scope="module")
@@ -95,7 +106,7 @@ def test_row_views_densify_training_rows(dm, view) -> None:
     assert sorted(seen) == list(range(full.shape[0]))
 
 
-def test_matrix_view_is_one_batch(dm) -> None:
+def test_matrix_view_is_one_batch_in_both_layouts(dm) -> None:
     dm.set_view("matrix")
     loader = dm.train_dataloader()
     (batch,) = list(loader)
@@ -103,12 +114,37 @@ def test_matrix_view_is_one_batch(dm) -> None:
     got = sorted(zip(batch["users"].tolist(), batch["items"].tolist(), batch["ratings"].tolist()))
     assert got == sorted(zip(dm.train.users.tolist(), dm.train.items.tolist(),
                              dm.train.ratings.tolist()))
+    full = _dense_reference(dm)
+    assert torch.equal(batch["user_major"].dense(torch.arange(dm.num_users))[0], full)
+    assert torch.equal(batch["item_major"].dense(torch.arange(dm.num_items))[0], full.T)
+    assert batch["item_major"] is dm.item_rows  # built once, not re-sorted per epoch
     assert torch.equal(batch["shard_users"], torch.arange(dm.num_users))
     dm.set_view("pairs")
 
 
-def test_views_constant() -> None:
-    assert VIEWS == ("pairs", "user_rows", "item_rows", "implicit_user_rows", "matrix")
+def test_a_plugin_registers_its_own_view() -> None:
+    calls = []
+
+    def popular_pairs(ctx: ViewContext) -> list[dict]:
+        """Pairs of the most rated item only (a toy plugin view)."""
+        calls.append(ctx.options)
+        top = int(torch.argmax(ctx.data.item_counts))
+        keep = ctx.train.items == top
+        return [{"users": ctx.train.users[keep], "items": ctx.train.items[keep]}]
+
+    register_view("toy_popular_pairs", popular_pairs, keys={"users": "int64", "items": "int64"})
+    try:
+        assert "toy_popular_pairs" in VIEWS
+        assert VIEWS["toy_popular_pairs"].description.startswith("Pairs of the most rated")
+        register_view("toy_popular_pairs", popular_pairs)  # a re-import is harmless
+        with pytest.raises(DataError, match="registered twice"):
+            register_view("toy_popular_pairs", lambda ctx: [])
+        dm = RatingDataModule(make_synthetic(2000, seed=4), split="none")
+        dm.set_view("toy_popular_pairs", {"k": 3})
+        (batch,) = list(dm.train_dataloader())
+        assert calls == [{"k": 3}] and len(set(batch["items"].tolist())) == 1
+    finally:
+        VIEWS.pop("toy_popular_pairs", None)
 
 
 # ---- evaluation views -----------------------------------------------------------------------
@@ -130,12 +166,57 @@ def test_test_loaders_pairs_and_topn() -> None:
         assert batch["targets"].any(dim=1).all()
         users += batch["users"].tolist()
     assert sorted(users) == sorted(set(dm.test.users[known].tolist()))
-    assert _triples(dm.predict_dataloader()) == got
+    assert _triples(dm.predict_dataloader()[0]) == got
+
+
+class _Declares:
+    """What the DataModule reads from the Trainer's model: its view and feedback kind."""
+
+    def __init__(self, data, input_kind: str, feedback: str, view_options=None) -> None:
+        self.data, self.input_kind, self.feedback = data, input_kind, feedback
+        self.view_options = view_options or {}
+
+
+class _Trainer:
+    global_rank, world_size, current_epoch = 0, 1, 0
+
+    def __init__(self, module) -> None:
+        self.lightning_module = module
+
+
+@pytest.mark.parametrize("feedback", ["explicit", "implicit"])
+def test_the_models_declarations_choose_the_batches(feedback) -> None:
+    dm = RatingDataModule(make_synthetic(3000, seed=9), test_size=0.3, val_size=0.1, seed=1)
+    dm.trainer = _Trainer(_Declares(dm.training_data, "item_rows", feedback, {"fixed_shards": True}))
+    try:
+        dm.setup("fit")
+        assert (dm.view, dm.view_options, dm.feedback) == ("item_rows", {"fixed_shards": True}, feedback)
+        assert next(iter(dm.train_dataloader()))["values"].shape[1] == dm.num_users
+        val, test = dm.val_dataloader(), dm.test_dataloader()
+        kinds = [set(next(iter(loader))) for loader in val], [set(next(iter(loader))) for loader in test]
+        pairs, ranking = {"users", "items", "ratings"}, {"users", "targets"}
+        if feedback == "explicit":  # rating errors on validation, both kinds on test
+            assert kinds == ([pairs], [pairs, ranking])
+        else:  # scores are not ratings: rankings only
+            assert kinds == ([ranking], [ranking])
+    finally:
+        dm.trainer = None
+
+
+def test_a_model_built_for_other_data_is_refused() -> None:
+    dm = RatingDataModule(make_synthetic(3000, seed=9), seed=1)
+    other = RatingDataModule(make_synthetic(20000, seed=9), seed=1)
+    dm.trainer = _Trainer(_Declares(other.training_data, "pairs", "explicit"))
+    try:
+        with pytest.raises(DataError, match="the model was built for .* other ids"):
+            dm.setup("fit")
+    finally:
+        dm.trainer = None
 
 
 def test_unseen_pairs_are_kept_in_evaluation() -> None:
     ratings = Ratings(torch.tensor([0, -1, 2]), torch.tensor([-1, 1, 2]), torch.tensor([1.0, 2, 3]))
-    batches = list(PairBatches(ratings, 2, shuffle=False))
+    batches = list(PairBatches(ratings, 2, sharding=ORDERED))
     assert _triples(batches) == [(0, -1, 1.0), (-1, 1, 2.0), (2, 2, 3.0)]
 
 
@@ -147,7 +228,7 @@ def test_empty_validation_loader(dm) -> None:
 @pytest.mark.parametrize("world_size", [2, 3, 4])
 def test_training_shards_have_equal_batches_and_disjoint_ratings(world_size) -> None:
     ratings = Ratings(torch.arange(1001), torch.arange(1001), torch.ones(1001))
-    shards = [PairBatches(ratings, 64, shuffle=True, seed=4, rank=r, world_size=world_size)
+    shards = [PairBatches(ratings, 64, seed=4, rank=r, world_size=world_size)
               for r in range(world_size)]
     for _ in range(2):  # two epochs, reshuffled
         batches = [list(s) for s in shards]
@@ -156,9 +237,31 @@ def test_training_shards_have_equal_batches_and_disjoint_ratings(world_size) -> 
         ids = [u for b in batches for batch in b for u in batch["users"].tolist()]
         assert len(ids) == len(set(ids)) == 1001 // world_size * world_size
     rows = [RowBatches(SparseRows.from_coo(torch.arange(10), torch.arange(10), torch.ones(10),
-                                           (10, 10)), torch.arange(10), 3, shuffle=True,
+                                           (10, 10)), torch.arange(10), 3,
                        rank=r, world_size=world_size) for r in range(world_size)]
     assert len({len(list(r)) for r in rows}) == 1
+
+
+@pytest.mark.parametrize("n, world_size, batch_size", [(1001, 2, 64), (10, 3, 3), (7, 2, 5), (6, 4, 1)])
+def test_fixed_shards_keep_each_rank_on_its_items_with_equal_steps(n, world_size, batch_size) -> None:
+    ratings = Ratings(torch.arange(n), torch.arange(n), torch.ones(n))
+    shards = [PairBatches(ratings, batch_size, sharding=FIXED, seed=2, rank=r, world_size=world_size)
+              for r in range(world_size)]
+    epochs = []
+    for _ in range(2):
+        batches = [list(s) for s in shards]
+        assert len({len(b) for b in batches}) == 1 and len(batches[0]) == len(shards[0])
+        largest = -(-n // world_size)
+        assert all(0 < len(b["users"]) <= -(-largest // len(shards[0])) for bs in batches for b in bs)
+        assert len(shards[0]) == -(-(n // world_size) // batch_size)
+        per_rank = [sorted(u for b in bs for u in b["users"].tolist()) for bs in batches]
+        assert sorted(u for r in per_rank for u in r) == list(range(n))  # nothing skipped
+        for rank, users in enumerate(per_rank):  # the same contiguous shard every epoch
+            start, stop = n * rank // world_size, n * (rank + 1) // world_size
+            assert users == list(range(start, stop))
+        epochs.append([u for b in batches[0] for u in b["users"].tolist()])
+    if n // world_size > 2:
+        assert epochs[0] != epochs[1]  # reshuffled within the shard
 
 
 @pytest.mark.parametrize("world_size", [2, 3, 7])
@@ -167,7 +270,7 @@ def test_evaluation_shards_partition_exactly(world_size) -> None:
     ratings = Ratings(torch.arange(n), torch.arange(n), torch.arange(n, dtype=torch.float32))
     got = []
     for rank in range(world_size):
-        ds = PairBatches(ratings, 33, shuffle=False, rank=rank, world_size=world_size)
+        ds = PairBatches(ratings, 33, sharding=ORDERED, rank=rank, world_size=world_size)
         batches = list(ds)
         assert len(batches) == len(ds)
         got += [u for b in batches for u in b["users"].tolist()]
@@ -189,6 +292,7 @@ def test_datamodule_shards_follow_setup_rank(dm) -> None:
         dm.setup("fit")
         dm.setup("fit")  # idempotent
         assert (dm.rank, dm.world_size) == (1, 2)
+        dm.set_view("pairs")
         assert len(dm.train_dataloader()) == -(-(len(dm.train) // 2) // 256)
         pairs, _ = dm.test_dataloader()
         assert sum(len(b["users"]) for b in pairs) == len(dm.test) - len(dm.test) // 2
@@ -197,11 +301,13 @@ def test_datamodule_shards_follow_setup_rank(dm) -> None:
         dm.rank, dm.world_size = 0, 1
 
 
-def test_matrix_shards() -> None:
-    m = SparseRows.from_coo(torch.tensor([0, 1, 2]), torch.tensor([0, 1, 0]), torch.ones(3), (3, 2))
-    shards = [next(iter(MatrixBatches(m, rank=r, world_size=2))) for r in range(2)]
-    assert shards[0]["shard_users"].tolist() == [0, 2] and shards[1]["shard_users"].tolist() == [1]
-    assert all(len(s["users"]) == 3 for s in shards)
+def test_matrix_shards_are_contiguous_ranges() -> None:
+    dm = RatingDataModule(make_synthetic(500, seed=3), split="none")
+    shards = [next(iter(MatrixBatches(dm.training_data, rank=r, world_size=3))) for r in range(3)]
+    users = [s["shard_users"].tolist() for s in shards]
+    assert [u for part in users for u in part] == list(range(dm.num_users))
+    assert all(part == list(range(part[0], part[-1] + 1)) for part in users)
+    assert all(len(s["users"]) == len(dm.train) for s in shards)  # every rank sees every rating
 
 
 def test_dataloader_uses_trainer_epoch() -> None:

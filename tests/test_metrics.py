@@ -9,7 +9,8 @@ import torch
 
 from reclight.fallback import baseline_biases
 from reclight.losses import masked_mse
-from reclight.metrics import RatingErrors, TopNMetrics, topn_per_user
+from reclight.errors import ConfigError
+from reclight.metrics import RatingErrors, TopNMetrics, parse_ks, topn_at, topn_per_user
 
 
 def reference_topn(scores: list[float], relevant: set[int], k: int) -> dict[str, float]:
@@ -19,8 +20,9 @@ def reference_topn(scores: list[float], relevant: set[int], k: int) -> dict[str,
     idcg = sum(1 / math.log2(r + 2) for r in range(min(len(relevant), k)))
     precisions = [sum(hits[: r + 1]) / (r + 1) for r in range(len(hits))]
     ap = sum(p * h for p, h in zip(precisions, hits)) / min(len(relevant), k)
+    first = next((r + 1 for r, h in enumerate(hits) if h), None)
     return {"ndcg": dcg / idcg, "recall": sum(hits) / len(relevant), "precision": sum(hits) / k,
-            "hit": float(sum(hits) > 0), "map": ap}
+            "hit": float(sum(hits) > 0), "map": ap, "mrr": 1.0 / first if first else 0.0}
 
 
 def test_topn_matches_reference_definitions() -> None:
@@ -35,8 +37,40 @@ def test_topn_matches_reference_definitions() -> None:
             assert got[name][u].item() == pytest.approx(value, abs=1e-9), name
 
 
+def test_several_cut_offs_from_one_ranking_equal_separate_rankings() -> None:
+    gen = torch.Generator().manual_seed(1)
+    scores = torch.rand(15, 40, generator=gen)
+    targets = torch.rand(15, 40, generator=gen) < 0.2
+    together = topn_at(scores, targets, [3, 10, 20])
+    for k in (3, 10, 20):
+        alone = topn_per_user(scores, targets, k)
+        for name, values in alone.items():
+            torch.testing.assert_close(together[k][name], values)
+
+
+def test_topn_metric_logs_every_cut_off() -> None:
+    metric = TopNMetrics([1, 2])
+    metric.update(torch.tensor([[3.0, 2.0, 1.0]]), torch.tensor([[False, True, False]]))
+    result = metric.compute()
+    assert result["hit@1"].item() == 0.0 and result["hit@2"].item() == 1.0
+    assert result["mrr@2"].item() == pytest.approx(0.5) and result["mrr@1"].item() == 0.0
+
+
+@pytest.mark.parametrize("value, expected", [(10, (10,)), ("5,10,20", (5, 10, 20)),
+                                             ("[20, 5]", (5, 20)), ([10, 10, 3], (3, 10))])
+def test_cut_offs_parse_from_flags_and_lists(value, expected) -> None:
+    assert parse_ks(value) == expected
+
+
+@pytest.mark.parametrize("value", ["", "0", "5,x", [-1]])
+def test_bad_cut_offs_are_one_line_errors(value) -> None:
+    with pytest.raises(ConfigError, match="cut-offs") as info:
+        parse_ks(value)
+    assert "\n" not in str(info.value)
+
+
 def test_topn_metric_averages_over_users_across_updates() -> None:
-    metric = TopNMetrics(k=2)
+    metric = TopNMetrics(2)
     scores = torch.tensor([[3.0, 2.0, 1.0], [1.0, 2.0, 3.0]])
     targets = torch.tensor([[True, False, False], [True, False, False]])
     metric.update(scores[:1], targets[:1])

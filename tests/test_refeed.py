@@ -20,11 +20,10 @@ class TinyAutoencoder(RowAutoencoderModel):
 
     input_kind: ClassVar[str] = "user_rows"
 
-    def __init__(self, num_users: int, num_items: int, global_mean: float = 0.0,
-                 rating_range: tuple[float, float] = (1.0, 5.0), variant: str = "user",
-                 refeed_steps: int = 0, refeed_dropout: float = 0.0) -> None:
-        super().__init__(num_users, num_items, global_mean, rating_range, variant=variant,
-                         refeed_steps=refeed_steps, refeed_dropout=refeed_dropout)
+    def __init__(self, data: Any, variant: str = "user", refeed_steps: int = 0,
+                 refeed_dropout: float = 0.0) -> None:
+        super().__init__(data, variant=variant, refeed_steps=refeed_steps,
+                         refeed_dropout=refeed_dropout)
         self.save_hyperparameters()
         self.net = nn.Sequential(nn.Linear(self.row_width, 8), nn.Sigmoid(), nn.Linear(8, self.row_width))
 
@@ -35,10 +34,7 @@ class TinyAutoencoder(RowAutoencoderModel):
 def fitted(refeed_steps: int, variant: str = "user", **kwargs: Any) -> tuple[TinyAutoencoder, Any]:
     dm = RatingDataModule(source=low_rank_ratings(), test_size=0.2, batch_size=16)
     torch.manual_seed(0)
-    model = TinyAutoencoder(dm.num_users, dm.num_items, dm.global_mean, dm.rating_range,
-                            variant=variant, refeed_steps=refeed_steps, **kwargs)
-    dm.set_view(model.input_kind)
-    model.attach_data(dm)
+    model = TinyAutoencoder(dm.training_data, variant=variant, refeed_steps=refeed_steps, **kwargs)
     trainer = quiet_trainer(max_epochs=2)
     trainer.fit(model, datamodule=dm)
     return model, trainer
@@ -52,13 +48,13 @@ def test_refeeding_takes_real_extra_optimiser_steps_and_changes_the_weights() ->
     assert t2.global_step == 3 * t0.global_step
     assert not torch.allclose(plain.net[0].weight, refed.net[0].weight)
     assert refed.step_hooks[0].calls == t0.global_step
+    assert (plain.training_kind, refed.training_kind) == ("gradient", "manual")
 
 
 def test_refeeding_targets_the_detached_dense_output() -> None:
     dm = RatingDataModule(source=low_rank_ratings(), test_size=0.2, batch_size=16)
-    model = TinyAutoencoder(dm.num_users, dm.num_items, dm.global_mean, dm.rating_range)
+    model = TinyAutoencoder(dm.training_data)
     dm.set_view(model.input_kind)
-    model.attach_data(dm)
     seen: list[torch.Tensor] = []
 
     def fake_step(loss_fn: Any) -> torch.Tensor:
@@ -93,7 +89,8 @@ def test_item_variant_reads_the_transposed_matrix_and_predicts_held_out_pairs() 
     (lambda: parse_layers("512,x"), "must be integers"),
     (lambda: check_dropout(-0.1), r"dropout=-0.1 must be in \[0, 1\)"),
     (lambda: activation("gelu"), "unknown activation 'gelu'.*selu, elu, lrelu, relu, relu6, sigmoid, tanh, swish"),
-    (lambda: TinyAutoencoder(3, 3, variant="both"), "unknown variant 'both'"),
+    (lambda: TinyAutoencoder(RatingDataModule(low_rank_ratings()).training_data, variant="both"),
+     "unknown variant 'both'"),
 ])
 def test_bad_settings_are_one_line_config_errors(call: Any, fragment: str) -> None:
     with pytest.raises(ConfigError, match=fragment) as info:

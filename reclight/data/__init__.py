@@ -28,7 +28,8 @@ if TYPE_CHECKING:
     )
     from reclight.data.sparse import SparseRows
     from reclight.data.synthetic import SyntheticSpec, make_synthetic
-    from reclight.data.views import VIEWS
+    from reclight.data.training import TrainingData
+    from reclight.data.views import VIEWS, ViewContext, register_view
 
 _HOMES = {
     "RatingDataModule": "datamodule",
@@ -40,6 +41,9 @@ _HOMES = {
     "make_synthetic": "synthetic",
     "SyntheticSpec": "synthetic",
     "VIEWS": "views",
+    "ViewContext": "views",
+    "register_view": "views",
+    "TrainingData": "training",
     "SPLITS": "sources",
     "BUILTIN_DATASETS": "sources",
     "Source": "sources",
@@ -62,10 +66,13 @@ __all__ = [
     "SplitOptions",
     "SyntheticSpec",
     "Table",
+    "TrainingData",
+    "ViewContext",
     "dataset_locations",
     "make_synthetic",
     "read_frame",
     "read_ratings",
+    "register_view",
     "resolve_source",
 ]
 

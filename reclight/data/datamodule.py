@@ -1,18 +1,23 @@
-"""RatingDataModule: ratings in, batches of the view a model asks for out.
+"""RatingDataModule: ratings (or interactions) in, batches of the view a model asks for out.
 
-All loading, id mapping and splitting happens in the constructor, so the sizes, the rating
-range and the global mean are known before any model exists (the CLI builds the model from
-them). ``setup`` only reads the trainer's rank and world size for sharding.
+All loading, id mapping and splitting happens in the constructor, so the training data
+(:class:`~reclight.data.TrainingData`: id maps, matrix, sizes, range, mean, fallback biases) is
+one value known before any model exists; the model is built from it. ``setup`` reads the rank
+and world size for sharding and, from the Trainer's model, what it declares: the view it trains
+on (``input_kind``, ``view_options``) and its feedback kind, which decides the evaluation
+batches (pairs for rating errors, users for rankings). The DataModule never knows a model by
+name.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
+from pathlib import Path
 from typing import Any
 
 import lightning as L
 import pandas as pd
 import torch
-from torch.utils.data import DataLoader
 
 from reclight.data.idmap import IdMap
 from reclight.data.prepare import Prepared, SplitOptions, check_policy, prepare
@@ -20,7 +25,8 @@ from reclight.data.ratings import Ratings
 from reclight.data.sources import resolve_source
 from reclight.data.sparse import SparseRows
 from reclight.data.synthetic import SyntheticSpec
-from reclight.data.views import VIEWS, MatrixBatches, PairBatches, RowBatches, TopNBatches
+from reclight.data.training import TrainingData
+from reclight.data.views import ORDERED, PairBatches, TopNBatches, ViewContext, build_view, check_view
 from reclight.errors import DataError
 
 # Top-N batches hold at most this many user x item cells, so the model's score matrix for a
@@ -29,14 +35,17 @@ TOPN_CELLS = 1 << 24
 
 
 class RatingDataModule(L.LightningDataModule):
-    """Explicit ratings from a file, a folder, a DataFrame or a built-in data set.
+    """Ratings or interactions from a file, a folder, a DataFrame or a built-in data set.
 
-    After construction: ``num_users``, ``num_items``, ``rating_range``, ``global_mean``,
-    ``user_map``/``item_map`` (built from the training ratings only), ``train``/``val``/``test``
-    (:class:`Ratings`; held-out ids unseen in training are -1), ``train_rows`` (users x items
-    :class:`SparseRows`), ``num_unseen_test``/``num_unseen_val`` (``{"ratings", "users",
-    "items"}`` counts), ``test_raw`` (raw ids of the test ratings), ``source_name`` and
-    ``split_name``.
+    After construction: ``training_data`` (the :class:`TrainingData` a model is built from),
+    ``num_users``, ``num_items``, ``rating_range``, ``global_mean``, ``user_map``/``item_map``
+    (built from the training part only), ``implicit`` (the source had no ratings),
+    ``train``/``val``/``test`` (:class:`Ratings`; held-out ids unseen in training are -1),
+    ``train_rows``/``item_rows`` (the training matrix, users x items and items x users),
+    ``num_unseen_test``/``num_unseen_val`` (``{"ratings", "users", "items"}`` counts),
+    ``test_raw`` (raw ids of the test ratings), ``source_name`` and ``split_name``. Its
+    constructor arguments are saved with ``save_hyperparameters`` (a DataFrame source excepted),
+    so a checkpoint knows how to rebuild the data.
     """
 
     def __init__(self, source: str = "synthetic", split: str = "random",
@@ -47,8 +56,7 @@ class RatingDataModule(L.LightningDataModule):
                  rating_range: tuple[float, float] | None = None, duplicates: str = "last",
                  min_user_ratings: int = 0, synthetic_ratings: int = 100_000,
                  synthetic_users: int | None = None, synthetic_items: int | None = None,
-                 synthetic_rank: int = 8, synthetic_noise: float = 0.5,
-                 view: str = "pairs") -> None:
+                 synthetic_rank: int = 8, synthetic_noise: float = 0.5) -> None:
         """Load, clean, map and split the ratings now.
 
         Args:
@@ -85,18 +93,20 @@ class RatingDataModule(L.LightningDataModule):
             synthetic_items: items of the synthetic data (default synthetic_ratings / 100).
             synthetic_rank: rank of the synthetic low-rank structure.
             synthetic_noise: standard deviation of the synthetic rating noise.
-            view: batches for training: pairs, user_rows, item_rows, implicit_user_rows or
-                matrix (models set it from their input_kind).
         """
         super().__init__()
-        self._check_view(view)
+        if isinstance(source, Path):
+            source = str(source)  # saved as a plain string (checkpoints load weights_only)
+        # What Lightning stores in checkpoints as datamodule_hyper_parameters; `reclight test`
+        # rebuilds the data from it. A DataFrame is the user's object, not a setting.
+        self.save_hyperparameters(ignore=["source"] if isinstance(source, pd.DataFrame) else None)
         check_policy(duplicates)
         if batch_size < 1 or eval_batch_size < 1:
             raise DataError(f"batch_size={batch_size} and eval_batch_size={eval_batch_size} "
                             "must be >= 1")
         if min_user_ratings < 0:
             raise DataError(f"min_user_ratings={min_user_ratings} must be >= 0")
-        self.view = view
+        self.view, self.view_options, self.feedback = "pairs", {}, "explicit"
         self.seed = seed
         self.batch_size = batch_size
         self.eval_batch_size = eval_batch_size
@@ -117,112 +127,135 @@ class RatingDataModule(L.LightningDataModule):
         self._adopt(data)
 
     # ---- construction helpers ------------------------------------------------------------
-    @staticmethod
-    def _check_view(kind: str) -> None:
-        if kind not in VIEWS:
-            raise DataError(f"unknown data view '{kind}'; choose one of {', '.join(VIEWS)}")
-
     def _adopt(self, data: Prepared) -> None:
-        self.user_map: IdMap = data.user_map
-        self.item_map: IdMap = data.item_map
-        self.num_users: int = len(data.user_map)
-        self.num_items: int = len(data.item_map)
+        self.training_data = TrainingData.from_ratings(data.train, data.user_map, data.item_map,
+                                                       data.rating_range, data.implicit)
         self.train: Ratings = data.train
         self.val: Ratings | None = data.val
         self.test: Ratings | None = data.test
         self.val_raw: pd.DataFrame | None = data.val_raw
         self.test_raw: pd.DataFrame | None = data.test_raw
-        self.rating_range: tuple[float, float] = data.rating_range
-        self.global_mean: float = data.global_mean
         empty = {"ratings": 0, "users": 0, "items": 0}
         self.num_unseen_test: dict[str, int] = data.unseen.get("test", dict(empty))
         self.num_unseen_val: dict[str, int] = data.unseen.get("val", dict(empty))
         self.dropped: dict[str, int] = data.dropped
-        self.train_rows: SparseRows = SparseRows.from_coo(
-            self.train.users, self.train.items, self.train.ratings,
-            (self.num_users, self.num_items))
-        self._item_rows: SparseRows | None = None
 
-    # ---- Lightning hooks -----------------------------------------------------------------
-    def setup(self, stage: str | None = None) -> None:
-        """Read the rank and world size used for sharding (cheap and idempotent)."""
-        trainer = self.trainer
-        if trainer is not None:
-            self.rank, self.world_size = int(trainer.global_rank), int(trainer.world_size)
+    @property
+    def user_map(self) -> IdMap:
+        return self.training_data.user_map
 
-    def set_view(self, kind: str) -> None:
-        """Choose the training batches: one of :data:`VIEWS`."""
-        self._check_view(kind)
-        self.view = kind
+    @property
+    def item_map(self) -> IdMap:
+        return self.training_data.item_map
+
+    @property
+    def num_users(self) -> int:
+        return self.training_data.num_users
+
+    @property
+    def num_items(self) -> int:
+        return self.training_data.num_items
+
+    @property
+    def rating_range(self) -> tuple[float, float]:
+        return self.training_data.rating_range
+
+    @property
+    def global_mean(self) -> float:
+        return self.training_data.global_mean
+
+    @property
+    def train_rows(self) -> SparseRows:
+        """The users x items training matrix."""
+        return self.training_data.matrix
 
     @property
     def item_rows(self) -> SparseRows:
-        """Items x users training matrix (the transpose of ``train_rows``), built on first use."""
-        if self._item_rows is None:
-            self._item_rows = self.train_rows.transpose()
-        return self._item_rows
+        """The items x users training matrix (the transpose of ``train_rows``)."""
+        return self.training_data.item_major
+
+    # ---- Lightning hooks -----------------------------------------------------------------
+    def setup(self, stage: str | None = None) -> None:
+        """Read the rank and world size for sharding and the Trainer's model's declarations
+        (cheap and idempotent)."""
+        trainer = self.trainer
+        if trainer is None:
+            return
+        self.rank, self.world_size = int(trainer.global_rank), int(trainer.world_size)
+        model = getattr(trainer, "lightning_module", None)
+        if model is None or not hasattr(model, "input_kind"):
+            return  # not a reclight model: it gets the view set with set_view
+        data = getattr(model, "data", None)
+        if isinstance(data, TrainingData) and data is not self.training_data and \
+                not data.same_ids(self.training_data):
+            raise DataError(f"the model was built for {data.num_users} users x {data.num_items} "
+                            f"items, but the data has {self.num_users} x {self.num_items} with "
+                            "other ids; build the model from this DataModule's training_data")
+        self.set_view(model.input_kind, getattr(model, "view_options", None))
+        self.feedback = getattr(model, "feedback", "explicit")
+
+    def set_view(self, kind: str, options: Mapping[str, Any] | None = None) -> None:
+        """Choose the training batches: a registered view (see :mod:`reclight.data.views`)
+        and its options."""
+        check_view(kind)
+        self.view, self.view_options = kind, dict(options or {})
 
     def _epoch(self) -> int:
         # A reloaded or resumed loader continues with the trainer's epoch's permutation.
         return int(self.trainer.current_epoch) if self.trainer is not None else 0
 
-    def train_dataloader(self) -> DataLoader:
-        """Shuffled training batches of the current view (see :mod:`reclight.data.views`)."""
-        shard: dict[str, Any] = {"seed": self.seed, "rank": self.rank,
-                                 "world_size": self.world_size}
-        if self.view == "pairs":
-            ds: Any = PairBatches(self.train, self.batch_size, shuffle=True, **shard)
-        elif self.view in ("user_rows", "implicit_user_rows"):
-            ds = RowBatches(self.train_rows, torch.arange(self.num_users), self.batch_size,
-                            shuffle=True, implicit=self.view == "implicit_user_rows", **shard)
-        elif self.view == "item_rows":
-            ds = RowBatches(self.item_rows, torch.arange(self.num_items), self.batch_size,
-                            shuffle=True, **shard)
-        else:
-            ds = MatrixBatches(self.train_rows, rank=self.rank, world_size=self.world_size)
-        if hasattr(ds, "set_epoch"):
-            ds.set_epoch(self._epoch())
-        return DataLoader(ds, batch_size=None, num_workers=0)
+    def train_dataloader(self) -> Iterable[dict[str, Any]]:
+        """Training batches of the chosen view, sharded for this rank."""
+        return build_view(self.view, ViewContext(
+            data=self.training_data, train=self.train, batch_size=self.batch_size, seed=self.seed,
+            rank=self.rank, world_size=self.world_size, epoch=self._epoch(),
+            options=self.view_options))
 
-    def _pairs(self, ratings: Ratings) -> DataLoader:
-        return DataLoader(PairBatches(ratings, self.eval_batch_size, shuffle=False,
-                                      rank=self.rank, world_size=self.world_size),
-                          batch_size=None, num_workers=0)
+    def _pairs(self, ratings: Ratings) -> PairBatches:
+        return PairBatches(ratings, self.eval_batch_size, sharding=ORDERED, rank=self.rank,
+                           world_size=self.world_size)
 
-    def val_dataloader(self) -> DataLoader | list[DataLoader]:
-        """Validation pairs in order, or ``[]`` without a validation set."""
-        return [] if self.val is None else self._pairs(self.val)
-
-    def topn_dataloader(self) -> DataLoader:
-        """Top-N batches ``{"users", "targets"}`` over test users known in training that have
-        at least one held-out item known in training."""
-        test = self.test if self.test is not None else Ratings.empty()
-        known = test.known()
-        targets = SparseRows.from_coo(test.users[known], test.items[known],
+    def _ranking(self, ratings: Ratings) -> TopNBatches:
+        """Top-N batches ``{"users", "targets"}`` over the users known in training that have at
+        least one held-out item known in training."""
+        known = ratings.known()
+        targets = SparseRows.from_coo(ratings.users[known], ratings.items[known],
                                       torch.ones(int(known.sum())),
                                       (self.num_users, self.num_items))
-        users = torch.unique(test.users[known])
+        users = torch.unique(ratings.users[known])
         per_batch = max(1, min(self.eval_batch_size, TOPN_CELLS // max(self.num_items, 1)))
-        ds = TopNBatches(targets, users, per_batch, rank=self.rank, world_size=self.world_size)
-        return DataLoader(ds, batch_size=None, num_workers=0)
+        return TopNBatches(targets, users, per_batch, rank=self.rank, world_size=self.world_size)
 
-    def test_dataloader(self) -> list[DataLoader]:
-        """``[pairs over the test ratings, top-N users]``, or ``[]`` with split=none."""
-        if self.test is None:
+    def _evaluation(self, ratings: Ratings | None, rankings: bool) -> list[Any]:
+        if ratings is None or len(ratings) == 0:
             return []
-        return [self._pairs(self.test), self.topn_dataloader()]
+        loaders: list[Any] = [self._pairs(ratings)] if self.feedback == "explicit" else []
+        if rankings:
+            ranking = self._ranking(ratings)
+            if ranking.n:
+                loaders.append(ranking)
+        return loaders
 
-    def predict_dataloader(self) -> DataLoader | list[DataLoader]:
+    def val_dataloader(self) -> list[Any]:
+        """Validation pairs (explicit models) or validation rankings (implicit models)."""
+        return self._evaluation(self.val, rankings=self.feedback == "implicit")
+
+    def test_dataloader(self) -> list[Any]:
+        """Test pairs (explicit models) and test rankings, or ``[]`` with split=none."""
+        return self._evaluation(self.test, rankings=True)
+
+    def predict_dataloader(self) -> list[Any]:
         """The test pairs in file order (as ``test_raw``), or ``[]`` with split=none."""
-        return [] if self.test is None else self._pairs(self.test)
+        return [] if self.test is None else [self._pairs(self.test)]
 
     # ---- reporting -----------------------------------------------------------------------
     def describe(self) -> str:
         """One line: sizes of the id maps and of each part, and the unseen counts."""
         n_val = len(self.val) if self.val is not None else 0
         n_test = len(self.test) if self.test is not None else 0
+        kind = "interactions" if self.implicit else "ratings"
         line = (f"{self.source_name}: {self.num_users} users, {self.num_items} items; "
-                f"{len(self.train)} train / {n_val} val / {n_test} test ratings "
+                f"{len(self.train)} train / {n_val} val / {n_test} test {kind} "
                 f"(split {self.split_name})")
         unseen = self.num_unseen_test
         if n_test:

@@ -14,12 +14,14 @@ carve of MovieLens 100K: a little lower error than a constant rate, in half the 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 import torch
 from torch import Tensor
 
 from reclight.autoencoder import RowAutoencoderModel, activation
+from reclight.data.training import TrainingData
 from reclight.errors import ConfigError
 from reclight.schedules import check_gamma, parse_milestones, with_multistep
 from reclight_autorec.network import AutoRecNet
@@ -31,10 +33,7 @@ class AutoRec(RowAutoencoderModel):
     """AutoRec, item- or user-based (Sedhain et al. 2015).
 
     Args:
-        num_users: filled in from the data.
-        num_items: filled in from the data.
-        global_mean: filled in from the data.
-        rating_range: filled in from the data.
+        data: the training data (filled in by the CLI).
         variant: "item" (I-AutoRec: rows are items, the item_rows view) or "user" (U-AutoRec).
         hidden: size of the single hidden layer (the paper's k; 500 in its experiments).
         encoder: activation g of the hidden layer (sigmoid in the paper).
@@ -54,14 +53,13 @@ class AutoRec(RowAutoencoderModel):
     trainer_defaults: ClassVar[dict[str, Any]] = {"max_epochs": 40}
     data_defaults: ClassVar[dict[str, Any]] = {"batch_size": 64}
 
-    def __init__(self, num_users: int, num_items: int, global_mean: float = 0.0,
-                 rating_range: tuple[float, float] = (1.0, 5.0), variant: str = "item",
+    def __init__(self, data: TrainingData | Mapping[str, Any], variant: str = "item",
                  hidden: int = 500, encoder: str = "sigmoid", decoder: str = "identity",
                  reg: float = 150.0, lr: float = 1e-3, milestones: list[int] | str = "20",
                  gamma: float = 0.1, optimizer: str = "adam", lbfgs_iters: int = 20,
                  refeed_steps: int = 0, refeed_dropout: float = 0.0) -> None:
-        super().__init__(num_users, num_items, global_mean, rating_range, variant=variant,
-                         refeed_steps=refeed_steps, refeed_dropout=refeed_dropout)
+        super().__init__(data, variant=variant, refeed_steps=refeed_steps,
+                         refeed_dropout=refeed_dropout)
         if optimizer not in OPTIMIZERS:
             raise ConfigError(f"unknown optimizer '{optimizer}' for autorec; choose one of "
                               f"{', '.join(OPTIMIZERS)} (--model.optimizer)")
@@ -76,8 +74,7 @@ class AutoRec(RowAutoencoderModel):
         self.net = AutoRecNet(self.row_width, hidden, g, f)
 
     def regularization(self) -> Tensor:
-        n = self.train_rows.nnz if self.train_rows is not None else 1
-        return self.hparams.reg / (2.0 * max(n, 1)) * self.net.weight_norm()
+        return self.hparams.reg / (2.0 * max(self.data.nnz, 1)) * self.net.weight_norm()
 
     def configure_optimizers(self) -> Any:
         hp = self.hparams

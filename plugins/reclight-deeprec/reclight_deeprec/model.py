@@ -11,11 +11,13 @@ learning-rate schedule, or Adam.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 import torch
 
 from reclight.autoencoder import RowAutoencoderModel, activation, check_dropout, parse_layers
+from reclight.data.training import TrainingData
 from reclight.errors import ConfigError
 from reclight.schedules import check_gamma, parse_milestones, with_multistep
 from reclight_deeprec.network import DeepAutoencoder
@@ -27,10 +29,7 @@ class DeepRec(RowAutoencoderModel):
     """Deep autoencoder with dense re-feeding (Kuchaiev and Ginsburg 2017).
 
     Args:
-        num_users: filled in from the data.
-        num_items: filled in from the data.
-        global_mean: filled in from the data.
-        rating_range: filled in from the data.
+        data: the training data (filled in by the CLI).
         hidden: encoder layer sizes, a list or a comma-separated string ("512,512,1024");
             the decoder mirrors them, so k sizes give 2k layers.
         activation: selu, elu, lrelu, relu, relu6, sigmoid, tanh, swish (or identity).
@@ -56,16 +55,15 @@ class DeepRec(RowAutoencoderModel):
     trainer_defaults: ClassVar[dict[str, Any]] = {"max_epochs": 50}
     data_defaults: ClassVar[dict[str, Any]] = {"batch_size": 32}
 
-    def __init__(self, num_users: int, num_items: int, global_mean: float = 0.0,
-                 rating_range: tuple[float, float] = (1.0, 5.0),
+    def __init__(self, data: TrainingData | Mapping[str, Any],
                  hidden: list[int] | str = "512,512,1024", activation: str = "selu",
                  dropout: float = 0.5, constrained: bool = False, linear_last: bool = False,
                  optimizer: str = "sgd", lr: float = 0.005, momentum: float = 0.9,
                  weight_decay: float = 0.005, milestones: list[int] | str = "30,40",
                  gamma: float = 0.3, variant: str = "user", refeed_steps: int = 1,
                  refeed_dropout: float = 0.0) -> None:
-        super().__init__(num_users, num_items, global_mean, rating_range, variant=variant,
-                         refeed_steps=refeed_steps, refeed_dropout=refeed_dropout)
+        super().__init__(data, variant=variant, refeed_steps=refeed_steps,
+                         refeed_dropout=refeed_dropout)
         layers = parse_layers(hidden)
         act = _activation(activation)
         check_dropout(dropout)

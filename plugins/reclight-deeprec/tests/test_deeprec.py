@@ -21,7 +21,19 @@ class TestDeepRecContract(RecModelContract):
     model_name = "deeprec"
     model_kwargs = SMALL
     fit_epochs = 25
-    batch_size = 16
+    batch_size = 8
+
+
+def data_of(num_users: int, num_items: int) -> Any:
+    """Training data with exactly these sizes (every cell rated), for shape tests."""
+    import pandas as pd
+
+    from reclight.data import RatingDataModule
+
+    cells = [(u, i) for u in range(num_users) for i in range(num_items)]
+    frame = pd.DataFrame({"user": [c[0] for c in cells], "item": [c[1] for c in cells],
+                          "rating": [1.0 + (c[0] + c[1]) % 5 for c in cells]})
+    return RatingDataModule(frame, split="none").training_data
 
 
 def fitted(epochs: int = 2, **kwargs: Any) -> tuple[Any, Any, float, float]:
@@ -36,7 +48,7 @@ def test_refeeding_takes_the_extra_optimiser_step_and_changes_the_weights() -> N
 
 
 def test_constrained_decoder_shares_the_encoder_weights() -> None:
-    model = DeepRec(10, 12, hidden=[6, 4], constrained=True)
+    model = DeepRec(data_of(10, 12), hidden=[6, 4], constrained=True)
     net = model.net
     assert len(net.dec_w) == 0
     assert net.decoder_weight(0).data_ptr() == net.enc_w[1].data_ptr()
@@ -46,18 +58,18 @@ def test_constrained_decoder_shares_the_encoder_weights() -> None:
     net.decode(torch.randn(3, 4)).sum().backward()
     assert net.enc_w[0].grad is not None and net.enc_w[0].grad.abs().sum() > 0
     assert sum(p.numel() for p in net.parameters()) < sum(
-        p.numel() for p in DeepRec(10, 12, hidden=[6, 4]).net.parameters())
+        p.numel() for p in DeepRec(data_of(10, 12), hidden=[6, 4]).net.parameters())
 
 
 def test_linear_last_layer_can_go_negative() -> None:
-    model = DeepRec(10, 12, hidden=[4], activation="relu", linear_last=True, dropout=0.0)
+    model = DeepRec(data_of(10, 12), hidden=[4], activation="relu", linear_last=True, dropout=0.0)
     with torch.no_grad():
         model.net.dec_b[0].fill_(-5.0)
         assert (model.reconstruct(torch.zeros(2, 12)) < 0).all()
 
 
 @pytest.mark.parametrize("kwargs", [
-    {"optimizer": "sgd", "lr": 0.05, "milestones": "5,10", "constrained": True, "activation": "elu"},
+    {"optimizer": "sgd", "lr": 0.02, "milestones": "5,10", "constrained": True, "activation": "elu"},
     {"optimizer": "adam", "dropout": 0.5, "refeed_steps": 1, "refeed_dropout": 0.2, "activation": "swish"},
 ])
 def test_optimizers_and_options_learn(kwargs: dict) -> None:
@@ -72,7 +84,7 @@ def test_multi_step_schedule_lowers_the_rate_at_its_milestones(milestones: str, 
 
 
 def test_default_schedule_and_regularisation_are_the_validated_ones() -> None:
-    model = DeepRec(5, 7)
+    model = DeepRec(data_of(5, 7))
     config = model.configure_optimizers()
     sched = config["lr_scheduler"]
     assert sorted(sched.milestones) == [30, 40] and sched.gamma == pytest.approx(0.3)
@@ -82,7 +94,7 @@ def test_default_schedule_and_regularisation_are_the_validated_ones() -> None:
 
 
 def test_hidden_accepts_a_string_or_a_list() -> None:
-    a, b = DeepRec(5, 7, hidden="8,4"), DeepRec(5, 7, hidden=[8, 4])
+    a, b = DeepRec(data_of(5, 7), hidden="8,4"), DeepRec(data_of(5, 7), hidden=[8, 4])
     assert [w.shape for w in a.net.enc_w] == [w.shape for w in b.net.enc_w] == [(8, 7), (4, 8)]
 
 
@@ -99,12 +111,13 @@ def test_hidden_accepts_a_string_or_a_list() -> None:
 ])
 def test_bad_hyper_parameters_are_one_line_errors(kwargs: dict, fragment: str) -> None:
     with pytest.raises(ConfigError, match=fragment) as info:
-        DeepRec(5, 5, 3.0, (1.0, 5.0), **kwargs)
+        DeepRec(data_of(5, 5), **kwargs)
     assert "\n" not in str(info.value)
 
 
 def test_the_shipped_item_config_is_the_documented_item_setting(tmp_path: Path) -> None:
-    from reclight.runner import build_parser, parse, run_fit
+    from reclight.lightning_cli import build_cli
+    from reclight.runner import run_fit
 
     config = Path(__file__).resolve().parents[1] / "configs" / "item-ml100k.yaml"
     record = run_fit(["--config", str(config), "--data", "synthetic", "--data.synthetic_ratings",
@@ -118,5 +131,7 @@ def test_the_shipped_item_config_is_the_documented_item_setting(tmp_path: Path) 
         "variant": "item", "refeed_steps": 0, "dropout": 0.5, "weight_decay": 0.01, "lr": 0.01,
         "milestones": "30,45", "gamma": 0.3}
     assert saved["trainer"]["max_epochs"] == 2  # a flag after --config overrides it
-    alone = parse(build_parser("reclight fit", DeepRec, "deeprec"), ["--config", str(config)])
+    alone = build_cli(DeepRec, "deeprec", ["--config", str(config), "--data.synthetic_ratings",
+                                           "3000", "--trainer.logger", "false"], "reclight fit")
     assert alone.trainer.max_epochs == 60 and alone.model.variant == "item"
+    assert alone.model.input_kind == "item_rows" and alone.model.training_kind == "gradient"

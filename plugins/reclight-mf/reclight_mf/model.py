@@ -10,11 +10,13 @@ The defaults were chosen on validation splits carved from the MovieLens 100K tra
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 import torch
 from torch import Tensor
 
+from reclight.data.training import TrainingData
 from reclight.errors import ConfigError
 from reclight.losses import masked_mse
 from reclight.model import RecModel
@@ -28,10 +30,7 @@ class MatrixFactorization(RecModel):
     """Biased matrix factorisation (Koren et al. 2009).
 
     Args:
-        num_users: filled in from the data.
-        num_items: filled in from the data.
-        global_mean: filled in from the data (mu in the prediction rule).
-        rating_range: filled in from the data.
+        data: the training data (filled in by the CLI; mu in the prediction rule is its mean).
         dim: number of latent factors.
         reg: L2 weight on the factors of each example's user and item.
         bias_reg: L2 weight on each example's user and item biases.
@@ -58,12 +57,11 @@ class MatrixFactorization(RecModel):
     # on one thread and 0.80 s on two (thread wake-ups cost more than they save).
     cpu_threads: ClassVar[int | None] = 1
 
-    def __init__(self, num_users: int, num_items: int, global_mean: float = 0.0,
-                 rating_range: tuple[float, float] = (1.0, 5.0), dim: int = 64, reg: float = 0.15,
+    def __init__(self, data: TrainingData | Mapping[str, Any], dim: int = 64, reg: float = 0.15,
                  bias_reg: float = 0.1, lr: float = 0.05, optimizer: str = "adam",
                  init_std: float = 0.1, lr_schedule: str = "constant", lr_decay: float = 1.0,
                  frequency_exponent: float = 0.5) -> None:
-        super().__init__(num_users, num_items, global_mean, rating_range)
+        super().__init__(data)
         if optimizer not in OPTIMIZERS:
             raise ConfigError(f"unknown optimizer '{optimizer}' for mf; choose one of "
                               f"{', '.join(OPTIMIZERS)} (--model.optimizer)")
@@ -79,19 +77,14 @@ class MatrixFactorization(RecModel):
             raise ConfigError(f"mf needs 0 < lr_decay <= 1 and 0 <= frequency_exponent <= 1; got "
                               f"lr_decay={lr_decay}, frequency_exponent={frequency_exponent}")
         self.save_hyperparameters()
-        self.net = BiasedMF(num_users, num_items, dim, init_std, sparse=optimizer != "adam")
-        # Per-row penalty weights n^(exponent - 1); ones until attach_data sees the counts.
-        # Persistent, so training resumed from a checkpoint keeps the same regulariser.
-        self.register_buffer("user_reg_weight", torch.ones(num_users))
-        self.register_buffer("item_reg_weight", torch.ones(num_items))
-
-    def attach_data(self, datamodule: Any) -> None:
-        super().attach_data(datamodule)
-        exponent = self.hparams.frequency_exponent
-        if exponent != 1.0:
-            train = datamodule.train
-            self.user_reg_weight.copy_(frequency_weights(train.users, self.num_users, exponent))
-            self.item_reg_weight.copy_(frequency_weights(train.items, self.num_items, exponent))
+        self.net = BiasedMF(self.num_users, self.num_items, dim, init_std,
+                            sparse=optimizer != "adam")
+        # Per-row penalty weights n^(exponent - 1), derived from the training counts (which the
+        # checkpoint's data holds, so they are not saved again).
+        self.register_buffer("user_reg_weight", frequency_weights(
+            self.data.user_counts, frequency_exponent), persistent=False)
+        self.register_buffer("item_reg_weight", frequency_weights(
+            self.data.item_counts, frequency_exponent), persistent=False)
 
     def training_loss(self, batch: dict[str, Tensor]) -> Tensor:
         users, items, ratings = batch["users"], batch["items"], batch["ratings"]

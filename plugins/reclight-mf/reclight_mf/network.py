@@ -159,16 +159,18 @@ class BiasedMF(nn.Module):
         return p[:, :d] @ q[:, :d].T + p[:, d:] + q[:, d] + mean
 
 
-def frequency_weights(index: Tensor, size: int, exponent: float) -> Tensor:
-    """Per-row weights ``n^(exponent - 1)``, normalised to mean 1 over the training examples.
+def frequency_weights(counts: Tensor, exponent: float) -> Tensor:
+    """Per-row weights ``n^(exponent - 1)`` from the rows' training counts ``n``, normalised to
+    mean 1 over the training examples.
 
     With per-example penalties a row's total penalty grows like its count n; weighting each
     example by n^(exponent - 1) makes it grow like n^exponent (1: plain SGD weighting, 0: one
     penalty per row as in MAP estimation; cf. the weighted trace norm of Salakhutdinov and
     Srebro 2010). Rows never seen get weight 0.
     """
-    counts = torch.bincount(index, minlength=size).double()
+    counts = counts.double()
     weights = torch.where(counts > 0, counts.clamp_min(1.0).pow(exponent - 1.0), 0.0)
-    if len(index):
-        weights = weights / weights[index].mean()
+    total = counts.sum()
+    if total > 0:  # the mean of the weights over the examples: sum(n w) / sum(n)
+        weights = weights / ((counts * weights).sum() / total)
     return weights.float()

@@ -1,0 +1,234 @@
+"""`reclight fit` on Lightning's own CLI machinery.
+
+:class:`RecLightCLI` is a ``LightningCLI`` (with ``run=False``: it parses, seeds and
+instantiates, the runner calls ``fit``/``test``) for one registered model class: Lightning's
+flag conventions (``--trainer.*``, ``--model.*``, ``--data.*``, ``--config``), its
+``link_arguments`` handing the DataModule's :class:`~reclight.data.TrainingData` to the model's
+``data`` argument at instantiation, and its ``SaveConfigCallback`` writing ``config.yaml`` into
+the run directory. Defaults stack as core defaults < the model's ``trainer_defaults`` and
+``data_defaults`` < config files < flags. ``--model NAME`` and ``--data SOURCE`` are short for
+``--model.name`` and ``--data.source``; ``model.name`` is the registered name (kept in saved
+configs, never passed to the model's constructor).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from reclight.errors import ConfigError
+
+# Trainer settings every run starts from. The data views shard batches per rank themselves
+# (exact evaluation, no padded duplicates), so Lightning must not add a DistributedSampler.
+CORE_TRAINER_DEFAULTS: dict[str, Any] = {
+    "default_root_dir": "runs",
+    "use_distributed_sampler": False,
+    "num_sanity_val_steps": 0,
+    "max_epochs": 20,
+}
+SHORTHANDS = {"--model": "--model.name", "--data": "--data.source"}
+PARSER_KWARGS = {"exit_on_error": False, "env_prefix": "RECLIGHT", "default_env": False}
+
+
+def expand_shorthands(args: list[str]) -> list[str]:
+    """Turn ``--model X``/``--model=X`` into ``--model.name X`` (and ``--data`` likewise), and
+    ``--model.name=X`` into ``--model.name X``."""
+    out: list[str] = []
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        key, eq, value = arg.partition("=")
+        key = SHORTHANDS.get(key, key)
+        if key in SHORTHANDS.values():
+            if eq:
+                out += [key, value]
+            elif i + 1 < len(args) and not args[i + 1].startswith("--"):
+                out += [key, args[i + 1]]
+                i += 1
+            else:
+                example = "mf" if key == "--model.name" else "ml-100k"
+                raise ConfigError(f"{arg} needs a value, e.g. {arg} {example}")
+        else:
+            out.append(arg)
+        i += 1
+    return out
+
+
+def _config_files(args: list[str]) -> list[Path]:
+    files = []
+    for i, arg in enumerate(args):
+        if arg in ("--config", "-c") and i + 1 < len(args):
+            files.append(Path(args[i + 1]))
+        elif arg.startswith("--config="):
+            files.append(Path(arg.split("=", 1)[1]))
+    return files
+
+
+def model_name_from(args: list[str]) -> str | None:
+    """The model named by ``--model.name`` (after :func:`expand_shorthands`), else by the last
+    config file that names one."""
+    name = None
+    for path in _config_files(args):
+        if not path.is_file():
+            raise ConfigError(f"config file '{path}' does not exist; pass the path of a YAML file "
+                              "such as the config.yaml that every run writes")
+        try:
+            loaded = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"config file '{path}' is not valid YAML "
+                              f"({str(exc).splitlines()[0]})") from None
+        model = loaded.get("model") if isinstance(loaded, dict) else None
+        if isinstance(model, dict) and model.get("name"):
+            name = str(model["name"])
+    for i, arg in enumerate(args):
+        if arg == "--model.name" and i + 1 < len(args):
+            name = args[i + 1]
+    return name
+
+
+def _one_line(exc: BaseException) -> str:
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return " ".join(lines[:2]) if lines else type(exc).__name__
+
+
+@contextmanager
+def user_errors(prog: str) -> Iterator[None]:
+    """Turn what Lightning and jsonargparse raise for bad settings into one ConfigError line."""
+    from jsonargparse import ArgumentError
+    from lightning.fabric.utilities.exceptions import MisconfigurationException
+
+    try:
+        yield
+    except ArgumentError as exc:
+        raise ConfigError(f"{_one_line(exc)} (see `{prog} --help`)") from None
+    except MisconfigurationException as exc:
+        raise ConfigError(f"bad trainer settings: {_one_line(exc)}") from None
+
+
+def trainer_defaults_for(model_cls: type | None) -> dict[str, Any]:
+    return {**CORE_TRAINER_DEFAULTS, **(getattr(model_cls, "trainer_defaults", None) or {})}
+
+
+def add_run_arguments(parser: Any) -> None:
+    """Arguments of every run besides the trainer, data and model groups."""
+    parser.add_argument("--eval_k", type=str, default="10",
+                        help="cut-offs of the top-N metrics, e.g. 10 or 5,10,20")
+
+
+def make_loggers(root: str, name: str) -> list[Any]:
+    """CSV logging, plus TensorBoard in the same run directory when it is installed."""
+    from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+
+    csv = CSVLogger(save_dir=root, name=name)
+    loggers: list[Any] = [csv]
+    try:
+        import tensorboard  # noqa: F401
+    except ImportError:
+        return loggers
+    loggers.append(TensorBoardLogger(save_dir=root, name=name, version=csv.version,
+                                     default_hp_metric=False))
+    return loggers
+
+
+def trainer_overrides(config: dict[str, Any], model: Any, name: str,
+                      has_validation: bool) -> dict[str, Any]:
+    """What reclight adds to the parsed Trainer settings: default loggers, the model's strategy
+    and, with a validation set, a checkpoint of the best validation epoch besides the last."""
+    from lightning.pytorch.callbacks import ModelCheckpoint
+
+    from reclight.strategies import resolve_strategy
+
+    extra: dict[str, Any] = {}
+    if config.get("logger") in (None, True):
+        extra["logger"] = make_loggers(config.get("default_root_dir") or "runs", name)
+    strategy = resolve_strategy(model, config.get("strategy", "auto"), config.get("devices", "auto"),
+                                int(config.get("num_nodes") or 1))
+    if strategy is not config.get("strategy"):
+        extra["strategy"] = strategy
+    callbacks = list(config.get("callbacks") or [])
+    if has_validation and config.get("enable_checkpointing") is not False and not any(
+            isinstance(c, ModelCheckpoint) for c in callbacks):
+        extra["callbacks"] = [*callbacks, ModelCheckpoint(monitor=model.monitor,
+                                                          mode=model.monitor_mode, save_last=True)]
+    return extra
+
+
+def _cli_class() -> type:
+    from lightning.pytorch.cli import LightningCLI
+
+    class RecLightCLI(LightningCLI):
+        """LightningCLI for one registered model (see the module docstring)."""
+
+        def __init__(self, model_cls: type, name: str, args: list[str], prog: str) -> None:
+            from reclight.data import RatingDataModule
+
+            self.model_name = name
+            super().__init__(
+                model_class=model_cls, datamodule_class=RatingDataModule, run=False, args=args,
+                save_config_kwargs={"overwrite": True},
+                trainer_defaults=trainer_defaults_for(model_cls), seed_everything_default=0,
+                auto_configure_optimizers=False, load_from_checkpoint_support=False,
+                parser_kwargs={"prog": prog, **PARSER_KWARGS})
+
+        def add_arguments_to_parser(self, parser: Any) -> None:
+            add_run_arguments(parser)
+            parser.add_argument("--model.name", type=str, default=self.model_name,
+                                help="registered model name (see `reclight models`)")
+            parser.link_arguments("data", "model.data", compute_fn=_training_data,
+                                  apply_on="instantiate")
+            defaults = getattr(self.model_class, "data_defaults", None) or {}
+            parser.set_defaults({f"data.{k}": v for k, v in defaults.items()})
+
+        def parse_arguments(self, parser: Any, args: Any) -> None:
+            # LightningCLI warns when args are given while sys.argv is not empty, which is
+            # always the case under `reclight fit`: the args are sys.argv, shorthands expanded.
+            self.config = parser.parse_args(args)
+
+        def instantiate_classes(self) -> None:
+            name = self.config.model.pop("name")  # the registry's key, not a constructor argument
+            try:
+                super().instantiate_classes()
+            finally:
+                self.config.model["name"] = name
+
+        def instantiate_trainer(self, **kwargs: Any) -> Any:
+            config = dict(self._get(self.config_init, "trainer", default={}))
+            extra = trainer_overrides(config, self.model, self.model_name,
+                                      self.datamodule.val is not None)
+            return super().instantiate_trainer(**{**extra, **kwargs})
+
+    return RecLightCLI
+
+
+def _training_data(datamodule: Any) -> Any:
+    return datamodule.training_data
+
+
+def build_cli(model_cls: type, name: str, args: list[str], prog: str) -> Any:
+    """Parse ``args`` for ``model_cls``, seed, and build the DataModule, model and Trainer."""
+    with user_errors(prog):
+        return _cli_class()(model_cls, name, args, prog)
+
+
+def help_without_model(prog: str, names: list[str]) -> None:
+    """`reclight fit --help` before a model is chosen: the data and Trainer flags, and how to
+    see a model's own."""
+    from jsonargparse import ActionConfigFile
+    from lightning import Trainer
+    from lightning.pytorch.cli import LightningArgumentParser
+
+    from reclight.data import RatingDataModule
+
+    parser = LightningArgumentParser(prog=prog, description=(
+        f"Choose a model with --model NAME ({', '.join(names) or 'none installed'}); "
+        f"`{prog} --model NAME --help` lists that model's --model.* flags too."), **PARSER_KWARGS)
+    parser.add_argument("-c", "--config", action=ActionConfigFile, help="YAML config file(s)")
+    parser.add_argument("--seed_everything", type=int, default=0, help="global random seed")
+    add_run_arguments(parser)
+    parser.add_lightning_class_args(Trainer, "trainer")
+    parser.add_lightning_class_args(RatingDataModule, "data")
+    parser.print_help()
