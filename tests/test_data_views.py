@@ -325,3 +325,34 @@ def test_dataloader_uses_trainer_epoch() -> None:
     assert torch.equal(next(iter(loader))["users"], resumed)  # epoch 1 either way
     assert not torch.equal(first, resumed)
     assert np.array_equal(np.sort(first.numpy()), np.sort(resumed.numpy()))
+
+
+def test_each_epoch_of_a_fit_gets_its_own_permutation_in_order() -> None:
+    """Lightning calls iter() once on a loader that is not a DataLoader to check it; that must
+    not use up epoch 0's permutation (the figures of seeded runs depend on it)."""
+    import lightning as L
+
+    dm = RatingDataModule(make_synthetic(2000, seed=1), batch_size=300, seed=0)
+    expected = [next(iter(PairBatches(dm.train, 300, seed=0)))["users"][:5].tolist()]
+    later = PairBatches(dm.train, 300, seed=0)
+    later.set_epoch(1)
+    expected.append(next(iter(later))["users"][:5].tolist())
+
+    class Probe(L.LightningModule):
+        def __init__(self) -> None:
+            super().__init__()
+            self.w = torch.nn.Parameter(torch.zeros(1))
+            self.first: list[list[int]] = []
+
+        def training_step(self, batch, batch_idx):
+            if batch_idx == 0:
+                self.first.append(batch["users"][:5].tolist())
+            return (self.w * batch["ratings"]).sum()
+
+        def configure_optimizers(self):
+            return torch.optim.SGD(self.parameters(), lr=0.0)
+
+    probe = Probe()
+    L.Trainer(max_epochs=2, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+              enable_model_summary=False).fit(probe, datamodule=dm)
+    assert probe.first == expected

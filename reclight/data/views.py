@@ -188,9 +188,10 @@ class Batches:
         return list(torch.split(positions, self.batch_size))
 
     def __iter__(self) -> Iterator[Batch]:
-        # Not a generator function: the epoch advances when iteration starts, not at the
-        # first next(), so len() and the order never disagree.
-        return self._batches(self.positions())
+        # A generator: the epoch's permutation is drawn (and the epoch advanced) at the first
+        # batch, not by iter() alone, which Lightning calls once to check that a loader that
+        # is not a DataLoader is iterable.
+        yield from self._batches(self.positions())
 
     def _batches(self, positions: Tensor) -> Iterator[Batch]:
         raise NotImplementedError
