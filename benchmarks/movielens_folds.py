@@ -2,7 +2,7 @@
 
 Each model is built exactly as ``reclight fit`` builds it: the class comes from the plugin
 registry, the data from ``RatingDataModule(source=DIR, split="uN", **cls.data_defaults)``,
-the model from the data's sizes, mean and rating range, and it trains under a Lightning
+the model from the DataModule's training data, and it trains under a Lightning
 Trainer with the core and model ``trainer_defaults`` (logger, checkpoints and progress bar
 off, so that the fit time is the training itself). No model is special-cased. The test
 metrics are the core's ``trainer.test`` RMSE/MAE on uN.test.
@@ -69,16 +69,13 @@ def fit_reclight(name: str, data_dir: Path, fold: str, workdir: str,
 
     from reclight.data import RatingDataModule
     from reclight.registry import get_registry
-    from reclight.runner import CORE_TRAINER_DEFAULTS
+    from reclight.lightning_cli import trainer_defaults_for
 
     cls = get_registry().get(name).load()
     L.seed_everything(0, verbose=False)  # the CLI's default --seed_everything
     dm = RatingDataModule(source=str(data_dir), split=fold, **cls.data_defaults)
-    model = cls(num_users=dm.num_users, num_items=dm.num_items, global_mean=dm.global_mean,
-                rating_range=dm.rating_range)
-    dm.set_view(model.input_kind)  # from the instance, as the CLI does
-    model.attach_data(dm)
-    settings = {**CORE_TRAINER_DEFAULTS, **cls.trainer_defaults, "default_root_dir": workdir,
+    model = cls(dm.training_data)  # the DataModule reads the model's view in setup
+    settings = {**trainer_defaults_for(cls), "default_root_dir": workdir,
                 "logger": False, "enable_checkpointing": False, "enable_progress_bar": False,
                 "enable_model_summary": False}
     trainer = L.Trainer(**settings)

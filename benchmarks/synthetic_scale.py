@@ -34,9 +34,8 @@ t0 = time.perf_counter()
 dm = RatingDataModule(source="synthetic", synthetic_ratings=cfg["ratings"], split="none",
                       batch_size=cfg["batch_size"], seed=0)
 cls = get_registry().get(cfg["model"]).load()
-model = cls(dm.num_users, dm.num_items, dm.global_mean, dm.rating_range, **cfg["kwargs"])
-dm.set_view(model.input_kind)
-model.attach_data(dm)
+model = cls(dm.training_data, **cfg["kwargs"])
+dm.configure_for(model)  # the view the model trains on, for the batch count below
 data_s, data_rss = time.perf_counter() - t0, rss()
 full = len(dm.train_dataloader())
 n = min(cfg["batches"], full)

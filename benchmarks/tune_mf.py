@@ -54,10 +54,7 @@ def validate_once(model_name: str, data_dir: Path, fold: str, config: dict[str, 
     trainer_kwargs = {**cls.trainer_defaults, **{k: config[k] for k in TRAINER_KEYS if k in config}}
     L.seed_everything(seed, verbose=False)
     dm = RatingDataModule(source=str(data_dir), split=fold, val_size=val_size, seed=seed, **data_kwargs)
-    dm.set_view(cls.input_kind)
-    model = cls(num_users=dm.num_users, num_items=dm.num_items, global_mean=dm.global_mean,
-                rating_range=dm.rating_range, **model_kwargs)
-    model.attach_data(dm)
+    model = cls(dm.training_data, **model_kwargs)
     epochs = trainer_kwargs.get("max_epochs") or 1
     trainer = L.Trainer(accelerator="cpu", devices=1, logger=False, enable_checkpointing=False,
                         enable_progress_bar=False, enable_model_summary=False,

@@ -213,7 +213,7 @@ class RecModelContract:
 
     def first_batch(self, dm: RatingDataModule, model: RecModel) -> dict[str, Any]:
         """The first training batch of the view ``model`` asks for."""
-        dm.set_view(model.input_kind, model.view_options)
+        dm.configure_for(model)
         return next(iter(dm.train_dataloader()))
 
     # ---- the contract -------------------------------------------------------------------

@@ -54,7 +54,7 @@ def test_refeeding_takes_real_extra_optimiser_steps_and_changes_the_weights() ->
 def test_refeeding_targets_the_detached_dense_output() -> None:
     dm = RatingDataModule(source=low_rank_ratings(), test_size=0.2, batch_size=16)
     model = TinyAutoencoder(dm.training_data)
-    dm.set_view(model.input_kind)
+    dm.configure_for(model)
     seen: list[torch.Tensor] = []
 
     def fake_step(loss_fn: Any) -> torch.Tensor:

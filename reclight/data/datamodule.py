@@ -183,8 +183,14 @@ class RatingDataModule(L.LightningDataModule):
             return
         self.rank, self.world_size = int(trainer.global_rank), int(trainer.world_size)
         model = getattr(trainer, "lightning_module", None)
-        if model is None or not hasattr(model, "input_kind"):
-            return  # not a reclight model: it gets the view set with set_view
+        if model is not None and hasattr(model, "input_kind"):
+            self.configure_for(model)
+        # Not a reclight model: it gets the view chosen with set_view (default: pairs).
+
+    def configure_for(self, model: Any) -> None:
+        """Batches for ``model``: the view and options it declares (``input_kind``,
+        ``view_options``) and evaluation batches for its ``feedback``; DataError when it was
+        built for other training data. ``setup`` calls this for the Trainer's model."""
         data = getattr(model, "data", None)
         if isinstance(data, TrainingData) and data is not self.training_data and \
                 not data.same_ids(self.training_data):
