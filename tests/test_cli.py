@@ -249,12 +249,115 @@ def test_a_broken_plugin_is_reported_and_the_others_work(monkeypatch: pytest.Mon
     assert "plugin 'broken'" in err and "ModuleNotFoundError" in err and "skipped" in err
 
 
+def test_fit_help_without_a_model_lists_data_trainer_flags_and_the_models(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(["fit", "--help"], capsys)
+    assert code == 0
+    assert "--trainer.max_epochs" in out and "--data.split" in out and "toy" in out
+    assert "--model.lr" not in out  # no other model's flags in disguise
+    assert "--model NAME --help" in " ".join(out.split())
+
+
+def test_model_name_with_equals_sign(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(["fit", "--model.name=toy", "--trainer.default_root_dir", str(tmp_path),
+                          *SMALL], capsys)
+    assert code == 0, err
+    assert yaml.safe_load((Path(out.split("run dir: ")[1].split()[0]) / "config.yaml").read_text())[
+        "model"]["name"] == "toy"
+
+
+def test_lightnings_gradient_clipping_and_accumulation_through_the_command(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    _, record = fit(tmp_path, capsys, "--trainer.gradient_clip_val", "1",
+                    "--trainer.accumulate_grad_batches", "2")
+    assert record["metrics"]["test_rmse"] > 0
+
+
+@pytest.mark.parametrize("args, fragments", [
+    (["--trainer.max_epochs", "-2"], ["bad trainer settings", "max_epochs", "-2"]),
+    (["--trainer.limit_train_batches", "-1"], ["bad trainer settings", "limit_train_batches"]),
+])
+def test_trainer_misconfigurations_are_one_line(args: list[str], fragments: list[str],
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(["fit", "--model", "toy", *SMALL, *args], capsys)
+    assert_one_line_error(code, err, *fragments)
+
+
+def test_clipping_a_manual_model_is_one_line_naming_the_cause(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(["fit", "--model", "toy-rows", "--trainer.default_root_dir", str(tmp_path),
+                        *SMALL, "--trainer.gradient_clip_val", "1"], capsys)
+    assert_one_line_error(code, err, "manual optimization", "gradient_clip_val")
+
+
+def test_a_solver_through_the_command_checkpoints_every_epoch(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(["fit", "--model", "toy-solver", "--trainer.default_root_dir",
+                          str(tmp_path), "--data.val_size", "0.1", *SMALL], capsys)
+    assert code == 0, err
+    record = json.loads((Path(out.split("run dir: ")[1].split()[0]) / "metrics.json").read_text())
+    assert Path(record["checkpoint"]).name == "last.ckpt" and Path(record["checkpoint"]).is_file()
+    assert {"train_rmse", "val_rmse", "test_rmse"} <= set(record["metrics"])
+    best = [p.name for p in Path(record["checkpoint"]).parent.iterdir() if p.name != "last.ckpt"]
+    assert len(best) == 1  # the best epoch by val_rmse, besides the last
+
+
+def test_an_interaction_log_trains_an_implicit_model_and_refuses_an_explicit_one(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from reclight.testing import low_rank_ratings
+
+    log = tmp_path / "clicks.csv"
+    low_rank_ratings(60, 40, implicit=True)[["user", "item"]].to_csv(log, index=False, header=False)
+    code, _, err = run(["fit", "--model", "toy", "--data", str(log)], capsys)
+    assert_one_line_error(code, err, "predicts ratings but the data has none", "--data.columns")
+    code, out, err = run(["fit", "--model", "toy-itemknn", "--data", str(log),
+                          "--trainer.default_root_dir", str(tmp_path), "--eval_k", "5",
+                          "--trainer.enable_progress_bar", "false"], capsys)
+    assert code == 0, err
+    assert "interactions" in err
+    record = json.loads((Path(out.split("run dir: ")[1].split()[0]) / "metrics.json").read_text())
+    assert "test_ndcg@5" in record["metrics"] and "test_rmse" not in record["metrics"]
+    users = ",".join(pd.read_csv(log, header=None, dtype=str)[0].unique()[:2])
+    pairs = tmp_path / "pairs.csv"
+    pairs.write_text(f"user,item\n{users.split(',')[0]},1\nnobody,1\n")
+    preds = tmp_path / "scores.csv"
+    code, _, err = run(["predict", "--ckpt", record["checkpoint"], "--input", str(pairs),
+                        "--output", str(preds)], capsys)
+    assert code == 0, err
+    table = pd.read_csv(preds)
+    assert list(table.columns) == ["user", "item", "score"] and table["score"].isna().tolist() == [False, True]
+    code, out, err = run(["recommend", "--ckpt", record["checkpoint"], "--users", users, "-k", "3"],
+                         capsys)
+    assert code == 0 and len(pd.read_csv(__import__("io").StringIO(out))) == 6
+
+
+def test_a_solver_runs_on_two_processes_when_ddp_is_asked_for(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(["fit", "--model", "toy-solver", "--trainer.default_root_dir", str(tmp_path),
+                          "--trainer.devices", "2", "--trainer.strategy", "ddp_fork",
+                          "--trainer.accelerator", "cpu", *SMALL], capsys)
+    assert code == 0, err
+    assert "test_rmse" in json.loads((Path(out.split("run dir: ")[1].split()[0]) /
+                                      "metrics.json").read_text())["metrics"]
+
+
 def test_fit_help_lists_trainer_data_and_model_flags(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run(["fit", "--model", "toy", "--help"], capsys)
     assert code == 0
     for flag in ("--trainer.max_epochs", "--trainer.devices", "--data.split", "--data.columns",
                  "--model.lr", "--config"):
         assert flag in out
+
+
+def test_compare_follows_the_cut_off_asked_for(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    table = tmp_path / "table.csv"
+    code, out, err = run(["compare", "--models", "toy,toy-solver", "--output", str(table),
+                          "--trainer.default_root_dir", str(tmp_path), "--eval_k", "5", *SMALL],
+                         capsys)
+    assert code == 0, err
+    rows = pd.read_csv(table)
+    assert {"test_ndcg@5", "test_recall@5"} <= set(rows.columns)
+    assert rows[["test_rmse", "test_ndcg@5", "test_recall@5"]].notna().all().all()
 
 
 def test_compare_prints_one_row_per_model(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

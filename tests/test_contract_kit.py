@@ -27,6 +27,15 @@ class TestSolverExplicitContract(RecModelContract):
     fit_epochs = 1
 
 
+class TestManualExplicitContract(RecModelContract):
+    """A model that takes extra optimiser steps (dense re-feeding) through the step hook point."""
+
+    model_name = "toy-rows"
+    model_kwargs = {"hidden": 16, "lr": 0.03}
+    fit_epochs = 40
+    batch_size = 4
+
+
 class TestGradientImplicitContract(RecModelContract):
     model_name = "toy-logmf"
     fit_epochs = 60

@@ -7,6 +7,8 @@ each kind:
 - ``toy-mf``: biased matrix factorisation (gradient, explicit; Koren, Bell and Volinsky 2009),
 - ``toy-solver``: the biases solved in closed form (solver, explicit),
 - ``toy-knn``: item neighbours on baseline residuals (solver, explicit; Sarwar et al. 2001),
+- ``toy-rows``: a one-layer row autoencoder with dense re-feeding (manual, explicit; Sedhain
+  et al. 2015, Kuchaiev and Ginsburg 2017),
 - ``toy-logmf``: logistic matrix factorisation (gradient, implicit; Johnson 2014),
 - ``toy-itemknn``: item-item cosine neighbours (solver, implicit; Sarwar et al. 2001).
 """
@@ -21,6 +23,7 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from reclight import hookimpl
+from reclight.autoencoder import RowAutoencoderModel
 from reclight.data.training import TrainingData
 from reclight.losses import masked_mse
 from reclight.model import RecModel
@@ -132,6 +135,24 @@ class ToyItemNeighbours(ToyBiasSolver):
         return super().predict_ratings(users, items) + offset
 
 
+class ToyRows(RowAutoencoderModel):
+    """A one-layer row autoencoder (AutoRec's shape, Sedhain et al. 2015) that re-feeds its
+    output once per batch by default (Kuchaiev and Ginsburg 2017): the manual training kind."""
+
+    trainer_defaults: ClassVar[dict[str, Any]] = {"max_epochs": 3}
+    data_defaults: ClassVar[dict[str, Any]] = {"batch_size": 16}
+
+    def __init__(self, data: Data, variant: str = "user", hidden: int = 8,
+                 refeed_steps: int = 1, lr: float = 0.01) -> None:
+        super().__init__(data, variant=variant, refeed_steps=refeed_steps)
+        self.save_hyperparameters()
+        self.net = nn.Sequential(nn.Linear(self.row_width, hidden), nn.Sigmoid(),
+                                 nn.Linear(hidden, self.row_width))
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return torch.optim.Adam(self.parameters(), lr=self.hparams.lr)
+
+
 class ToyLogisticMF(RecModel):
     """Logistic matrix factorisation on binary interaction rows (Johnson, "Logistic Matrix
     Factorization for Implicit Feedback Data", 2014), trained with binary cross-entropy."""
@@ -182,7 +203,8 @@ class ToyItemKNN(RecModel):
 
 
 MODELS = {"toy": ToyBiases, "toy-mf": ToyMF, "toy-solver": ToyBiasSolver,
-          "toy-knn": ToyItemNeighbours, "toy-logmf": ToyLogisticMF, "toy-itemknn": ToyItemKNN}
+          "toy-knn": ToyItemNeighbours, "toy-rows": ToyRows, "toy-logmf": ToyLogisticMF,
+          "toy-itemknn": ToyItemKNN}
 
 
 @hookimpl
