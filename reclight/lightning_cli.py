@@ -196,6 +196,9 @@ def _cli_class() -> type:
                 self.config.model["name"] = name
 
         def instantiate_trainer(self, **kwargs: Any) -> Any:
+            # The cut-offs decide the name of an implicit model's monitor (val_ndcg@k), which
+            # the checkpoint callback below watches.
+            self.model.set_eval_k(self.config.eval_k)
             config = dict(self._get(self.config_init, "trainer", default={}))
             extra = trainer_overrides(config, self.model, self.model_name,
                                       self.datamodule.val is not None)

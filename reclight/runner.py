@@ -112,7 +112,6 @@ def run_fit(args: list[str], prog: str = "reclight fit", quiet: bool = False) ->
     spec = registry.get(name)
     cli = build_cli(spec.load(), spec.name, args, prog)
     model, datamodule, trainer = cli.model, cli.datamodule, cli.trainer
-    model.set_eval_k(cli.config.eval_k)
     if not quiet and trainer.is_global_zero:
         default = " (the embedded default; pass --data PATH or a built-in name for real data)" \
             if cli.config.data.source == "synthetic" else ""

@@ -311,12 +311,15 @@ def test_an_interaction_log_trains_an_implicit_model_and_refuses_an_explicit_one
     code, _, err = run(["fit", "--model", "toy", "--data", str(log)], capsys)
     assert_one_line_error(code, err, "predicts ratings but the data has none", "--data.columns")
     code, out, err = run(["fit", "--model", "toy-itemknn", "--data", str(log),
-                          "--trainer.default_root_dir", str(tmp_path), "--eval_k", "5",
-                          "--trainer.enable_progress_bar", "false"], capsys)
+                          "--trainer.default_root_dir", str(tmp_path), "--eval_k", "5,10",
+                          "--data.val_size", "0.1", "--trainer.enable_progress_bar", "false"],
+                         capsys)
     assert code == 0, err
     assert "interactions" in err
     record = json.loads((Path(out.split("run dir: ")[1].split()[0]) / "metrics.json").read_text())
-    assert "test_ndcg@5" in record["metrics"] and "test_rmse" not in record["metrics"]
+    assert {"test_ndcg@5", "val_ndcg@5"} <= set(record["metrics"])
+    assert "test_rmse" not in record["metrics"]
+    assert Path(record["checkpoint"]).name == "last.ckpt"  # and the best epoch by val_ndcg@5
     users = ",".join(pd.read_csv(log, header=None, dtype=str)[0].unique()[:2])
     pairs = tmp_path / "pairs.csv"
     pairs.write_text(f"user,item\n{users.split(',')[0]},1\nnobody,1\n")
