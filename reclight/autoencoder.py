@@ -22,6 +22,7 @@ from reclight.data.training import TrainingData
 from reclight.errors import ConfigError
 from reclight.losses import masked_mse
 from reclight.model import RecModel
+from reclight.ranking import pairs_from_rows
 from reclight.refeed import DenseRefeeding, check_refeed
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {
@@ -138,14 +139,7 @@ class RowAutoencoderModel(RecModel):
 
     def predict_ratings(self, users: Tensor, items: Tensor) -> Tensor:
         rows, cols = (users, items) if self.variant == "user" else (items, users)
-        unique, inverse = torch.unique(rows, return_inverse=True)
-        out = torch.empty(len(rows), device=self.device)
-        step = max(1, CHUNK_CELLS // max(self.row_width, 1))
-        for s in range(0, len(unique), step):
-            recon = self.reconstruct_rows(unique[s:s + step])
-            sel = (inverse >= s) & (inverse < s + step)
-            out[sel] = recon[inverse[sel] - s, cols[sel].to(self.device)]
-        return out
+        return pairs_from_rows(rows, cols, self.reconstruct_rows, self.row_width, CHUNK_CELLS)
 
     def score_items(self, users: Tensor) -> Tensor:
         if self.variant == "user":

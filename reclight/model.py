@@ -55,8 +55,6 @@ CHECKPOINT_FORMAT = 2
 # Keys Lightning's CLI records so that it could re-instantiate a class from a path stored in the
 # file; reclight rebuilds models from its registry only, so they are never written.
 _INSTANTIATOR_KEYS = ("_instantiator", "_class_path")
-# Cells (users x items) scored at once by the default pair scoring of implicit models.
-SCORE_CELLS = 1 << 22
 
 
 class StepHook(Protocol):
@@ -165,14 +163,7 @@ class RecModel(L.LightningModule):
         """Scores of (user, item) pairs; by default read from ``score_items`` in chunks."""
         if self.feedback == "explicit":
             return self.predict_ratings(users, items)
-        unique, inverse = torch.unique(users, return_inverse=True)
-        out = torch.empty(len(users), device=users.device)
-        step = max(1, SCORE_CELLS // max(self.num_items, 1))
-        for s in range(0, len(unique), step):
-            scores = self.score_items(unique[s:s + step])
-            sel = (inverse >= s) & (inverse < s + step)
-            out[sel] = scores[inverse[sel] - s, items[sel]].float()
-        return out
+        return ranking.pairs_from_rows(users, items, self.score_items, self.num_items)
 
     def rank_local_parameters(self) -> Iterable[str]:
         """Names (as in ``named_parameters``) that plain DDP must neither average nor broadcast."""

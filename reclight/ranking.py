@@ -2,12 +2,29 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import torch
 from torch import Tensor
 
 from reclight.fallback import fallback_item_scores
+
+
+def pairs_from_rows(rows: Tensor, cols: Tensor, score_rows: Callable[[Tensor], Tensor],
+                    width: int, cells: int = 1 << 22) -> Tensor:
+    """Values at (rows[k], cols[k]) read from ``score_rows(unique_rows) -> [n, width]``, each
+    distinct row scored once and at most ``cells`` values scored at a time."""
+    unique, inverse = torch.unique(rows, return_inverse=True)
+    out: Tensor | None = None
+    step = max(1, cells // max(width, 1))
+    for s in range(0, len(unique), step):
+        scores = score_rows(unique[s:s + step])
+        if out is None:
+            out = torch.empty(len(rows), device=scores.device)
+        sel = (inverse >= s) & (inverse < s + step)
+        out[sel] = scores[inverse[sel] - s, cols[sel].to(scores.device)].float()
+    return out if out is not None else torch.empty(0, device=rows.device)
 
 
 def seen_mask(model: Any, users: Tensor) -> Tensor:
