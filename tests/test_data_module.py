@@ -149,7 +149,6 @@ class _Probe(L.LightningModule):
         return torch.optim.SGD(self.parameters(), lr=0.0)
 
 
-@pytest.mark.filterwarnings("ignore:.*IterableDataset. has .__len__. defined")
 @pytest.mark.filterwarnings("ignore:.*LeafSpec.*")
 @pytest.mark.filterwarnings("ignore:Total length of .list. across ranks is zero")
 @pytest.mark.parametrize("val_size", [0.0, 0.1])

@@ -327,6 +327,8 @@ def test_dataloader_uses_trainer_epoch() -> None:
     assert np.array_equal(np.sort(first.numpy()), np.sort(resumed.numpy()))
 
 
+@pytest.mark.filterwarnings("ignore:You passed in a `val_dataloader` but have no `validation_step`")
+@pytest.mark.filterwarnings("ignore:.*isinstance\\(treespec, LeafSpec\\)")
 def test_each_epoch_of_a_fit_gets_its_own_permutation_in_order() -> None:
     """Lightning calls iter() once on a loader that is not a DataLoader to check it; that must
     not use up epoch 0's permutation (the figures of seeded runs depend on it)."""
