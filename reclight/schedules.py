@@ -1,6 +1,7 @@
 """Multi-step learning-rate schedules for model plugins: the rate is multiplied by ``gamma``
-after each milestone epoch (torch's ``MultiStepLR``). The core steps schedulers once per epoch
-(:meth:`reclight.model.RecModel.on_train_epoch_end`), so milestones count epochs.
+after each milestone epoch (torch's ``MultiStepLR``). The schedule has Lightning's default
+interval, "epoch" (Lightning steps it under automatic optimisation, the core under the manual
+kind, :func:`reclight.optimization.step_schedulers`), so milestones count epochs.
 """
 
 from __future__ import annotations
