@@ -56,7 +56,8 @@ class RatingDataModule(L.LightningDataModule):
                  rating_range: tuple[float, float] | None = None, duplicates: str = "last",
                  min_user_ratings: int = 0, synthetic_ratings: int = 100_000,
                  synthetic_users: int | None = None, synthetic_items: int | None = None,
-                 synthetic_rank: int = 8, synthetic_noise: float = 0.5) -> None:
+                 synthetic_rank: int = 8, synthetic_noise: float = 0.5,
+                 implicit_threshold: float | None = None) -> None:
         """Load, clean, map and split the ratings now.
 
         Args:
@@ -93,6 +94,10 @@ class RatingDataModule(L.LightningDataModule):
             synthetic_items: items of the synthetic data (default synthetic_ratings / 100).
             synthetic_rank: rank of the synthetic low-rank structure.
             synthetic_noise: standard deviation of the synthetic rating noise.
+            implicit_threshold: which ratings count as interactions: all of them (None, the
+                default) or those at or above this value, in training and held-out parts
+                alike; users left without interactions are skipped and counted in
+                ``describe()``. Models keep seeing the kept rows' ratings.
         """
         super().__init__()
         if isinstance(source, Path):
@@ -121,7 +126,8 @@ class RatingDataModule(L.LightningDataModule):
         table = src.load(split)
         data = prepare(table.frame, options, is_test=table.is_test, rating_range=rating_range,
                        duplicates=duplicates, min_user_ratings=min_user_ratings,
-                       label=table.label, known_unique=table.known_unique)
+                       label=table.label, known_unique=table.known_unique,
+                       implicit_threshold=implicit_threshold)
         self.source_name = table.label
         self.implicit: bool = data.implicit  # no rating column: every rating is 1.0
         self._adopt(data)
@@ -269,6 +275,10 @@ class RatingDataModule(L.LightningDataModule):
                      f"({unseen['ratings']} ratings)")
         if self.dropped.get("duplicates"):
             line += f"; {self.dropped['duplicates']} duplicate ratings dropped"
+        if self.dropped.get("threshold_ratings"):
+            line += (f"; implicit_threshold={self.hparams.implicit_threshold:g} skipped "
+                     f"{self.dropped['threshold_ratings']} ratings and "
+                     f"{self.dropped['threshold_users']} users left without interactions")
         if self.dropped.get("users"):
             line += (f"; {self.dropped['users']} users with too few ratings dropped "
                      f"({self.dropped['ratings']} ratings)")

@@ -113,14 +113,16 @@ def _ratings(users: np.ndarray, items: np.ndarray, frame_part: dict[str, np.ndar
 def prepare(frame: pd.DataFrame, options: SplitOptions, *, is_test: np.ndarray | None = None,
             rating_range: tuple[float, float] | None = None, duplicates: str = "last",
             min_user_ratings: int = 0, label: str = "the data",
-            known_unique: bool = False) -> Prepared:
+            known_unique: bool = False, implicit_threshold: float | None = None) -> Prepared:
     """Encode and split a standard ratings table.
 
     ``is_test`` marks rows of a predefined test file (then ``options.split`` only names it);
     duplicates are resolved within each part. ``known_unique`` skips the duplicate check for
     sources that cannot have any (synthetic data). A table without a ``rating`` column is an
     implicit interaction log: every interaction gets rating 1.0, the range is (1.0, 1.0) and
-    the result says ``implicit=True``.
+    the result says ``implicit=True``. ``implicit_threshold`` keeps only the ratings at or
+    above it as interactions (in every part, after duplicates are resolved); users left with
+    none are skipped and counted in ``dropped["threshold_users"]``.
     """
     check_policy(duplicates)
     implicit = "rating" not in frame
@@ -144,6 +146,9 @@ def prepare(frame: pd.DataFrame, options: SplitOptions, *, is_test: np.ndarray |
         keep = duplicate_mask(keys, duplicates, lambda row: (
             f"(user '{frame['user'].iat[row]}', item '{frame['item'].iat[row]}')"))
     dropped = {"duplicates": int((~keep).sum()), "users": 0, "ratings": 0}
+    if implicit_threshold is not None:
+        keep &= _interactions(ratings, user_codes, keep, implicit_threshold, implicit, label,
+                              dropped)
     if min_user_ratings > 0:
         keep &= _active_users(user_codes, keep, min_user_ratings, dropped)
     rows = np.flatnonzero(keep)
@@ -193,6 +198,27 @@ def prepare(frame: pd.DataFrame, options: SplitOptions, *, is_test: np.ndarray |
         test=test_ratings, val_raw=val_raw, test_raw=test_raw, rating_range=rating_range,
         global_mean=float(train_ratings.ratings.double().mean()), unseen=unseen, dropped=dropped,
         implicit=implicit)
+
+
+def _interactions(ratings: np.ndarray, user_codes: np.ndarray, keep: np.ndarray,
+                  threshold: float, implicit: bool, label: str,
+                  dropped: dict[str, int]) -> np.ndarray:
+    """bool mask of rows rated at or above ``threshold``; counts the users left without any."""
+    if implicit:
+        raise DataError(f"implicit_threshold={threshold:g} selects ratings but {label} has no "
+                        "rating column (every row already is an interaction); drop "
+                        "implicit_threshold or map a rating column (columns='...,rating=NAME')")
+    passing = ratings >= threshold
+    if not (passing & keep).any():
+        raise DataError(f"implicit_threshold={threshold:g} leaves no interactions: the highest "
+                        f"rating of {label} is {float(ratings[keep].max()):g}; lower the "
+                        "threshold or leave it unset so that all ratings count")
+    size = int(user_codes.max()) + 1
+    before = np.bincount(user_codes[keep], minlength=size) > 0
+    after = np.bincount(user_codes[keep & passing], minlength=size) > 0
+    dropped["threshold_users"] = int((before & ~after).sum())
+    dropped["threshold_ratings"] = int((keep & ~passing).sum())
+    return passing
 
 
 def _active_users(user_codes: np.ndarray, keep: np.ndarray, minimum: int,

@@ -31,6 +31,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from reclight.data.negatives import NegativeSampler, check_negative_options
 from reclight.data.ratings import Ratings
 from reclight.data.sparse import SparseRows
 from reclight.errors import DataError
@@ -335,3 +336,43 @@ def implicit_user_rows_view(ctx: ViewContext) -> RowBatches:
 def matrix_view(ctx: ViewContext) -> MatrixBatches:
     """The whole training matrix in both layouts, one batch per epoch."""
     return MatrixBatches(ctx.data, ctx.rank, ctx.world_size)
+
+
+class NegativePairBatches(PairBatches):
+    """Training interactions with sampled unobserved items: the pair batch's ``users``,
+    ``items`` (the positives) and ``ratings``, plus ``negatives`` int64[B, num_negatives]
+    drawn by a :class:`~reclight.data.negatives.NegativeSampler` (fresh every epoch, seeded
+    by seed, epoch and rank). Interactions of users who interacted with every item that can be
+    sampled are left out (they have no negative)."""
+
+    def __init__(self, ratings: Ratings, sampler: NegativeSampler, num_negatives: int,
+                 batch_size: int, **kwargs: Any) -> None:
+        keep = sampler.available[ratings.users]
+        super().__init__(ratings if bool(keep.all()) else ratings.select(torch.nonzero(keep).flatten()),
+                         batch_size, **kwargs)
+        self.sampler, self.num_negatives = sampler, num_negatives
+
+    def _batches(self, positions: Tensor) -> Iterator[Batch]:
+        # A stream apart from the permutation's (which the same seed and epoch draw).
+        state = np.random.SeedSequence([self.seed, self.epoch, self.rank, 0x6e6567]
+                                       ).generate_state(1, np.uint64)[0]
+        gen = torch.Generator().manual_seed(int(state) >> 1)
+        for batch in super()._batches(positions):
+            batch["negatives"] = self.sampler.sample(batch["users"], self.num_negatives, gen)
+            yield batch
+
+
+@register_view("negative_pairs", keys={
+    "users": "int64[B] user indices", "items": "int64[B] items the users interacted with",
+    "ratings": "float32[B] their ratings (1.0 for interactions)",
+    "negatives": "int64[B, num_negatives] items the users never interacted with"})
+def negative_pairs_view(ctx: ViewContext) -> NegativePairBatches:
+    """Training interactions, each with ``num_negatives`` sampled unobserved items (options:
+    num_negatives, default 1; negative_sampling "uniform" or "popularity";
+    popularity_exponent, default 1.0)."""
+    num = ctx.option("num_negatives", 1)
+    sampling = ctx.option("negative_sampling", "uniform")
+    exponent = float(ctx.option("popularity_exponent", 1.0))
+    check_negative_options(num, sampling, exponent)
+    sampler = NegativeSampler(ctx.data.matrix, sampling, exponent)
+    return NegativePairBatches(ctx.train, sampler, num, ctx.batch_size, **_shard(ctx))
