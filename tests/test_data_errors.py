@@ -281,7 +281,7 @@ def test_rating_range_violation(write) -> None:
 def test_unknown_view(small) -> None:
     dm = RatingDataModule(str(small), split="none")
     _raises(r"unknown data view 'dense'; registered views: .*implicit_user_rows, item_rows, "
-            r"matrix, pairs, user_rows.*register_view", dm.set_view, "dense")
+            r"matrix, negative_pairs, pairs, user_rows.*register_view", dm.set_view, "dense")
 
 
 def test_synthetic_arguments() -> None:
