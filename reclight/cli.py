@@ -20,7 +20,7 @@ import click
 
 from reclight import __version__
 from reclight.errors import RecLightError
-from reclight.plugins import ENV_LOAD, get_plugins
+from reclight.plugins import ENV_LOAD, GROUP, get_plugins
 from reclight.registry import get_registry
 
 PASS_THROUGH = {"ignore_unknown_options": True, "allow_extra_args": True,
@@ -189,6 +189,58 @@ def plugins(as_json: bool) -> None:
         detail += [row["error"]] if row["error"] else []
         click.echo(f"{row['name']:<{name_w}}  {dist:<{dist_w}}  {row['status']:<8}  "
                    f"{'; '.join(detail)}".rstrip())
+
+
+PIP_PASS_THROUGH = {"ignore_unknown_options": True}
+
+
+@cli.command(context_settings=PIP_PASS_THROUGH)
+@click.argument("pip_args", nargs=-1, required=True, type=click.UNPROCESSED,
+                metavar="NAME_OR_PATH... [PIP FLAGS]")
+def install(pip_args: tuple[str, ...]) -> None:
+    """Install plugins into reclight's own environment (`python -m pip install`, pip's flags
+    passed through; nothing the plugin supplies is imported).
+
+    \b
+    reclight install reclight-ease               from the package index
+    reclight install ./reclight-ease             from a folder (-e for an editable install)
+    reclight install -e ./reclight-ease --no-deps
+    """
+    from reclight import install as installer
+
+    code, changed = installer.install(pip_args)
+    _after_pip("install", code, changed, "installed plugin")
+    if code == 0 and not changed:
+        click.echo("reclight: warning: pip finished but no new reclight plugin entry point "
+                   f"appeared (entry-point group '{GROUP}'); check that "
+                   f"{' '.join(a for a in pip_args if not a.startswith('-'))} is a reclight "
+                   "plugin or was already installed", err=True)
+
+
+@cli.command(context_settings=PIP_PASS_THROUGH)
+@click.argument("pip_args", nargs=-1, required=True, type=click.UNPROCESSED,
+                metavar="NAME... [PIP FLAGS]")
+def uninstall(pip_args: tuple[str, ...]) -> None:
+    """Uninstall plugins by entry-point or distribution name (`python -m pip uninstall`; pass
+    -y to skip pip's question).
+
+    \b
+    reclight uninstall ease -y                   the plugin whose entry point is `ease`
+    reclight uninstall reclight-ease -y          the same, by distribution
+    """
+    from reclight import install as installer
+
+    code, removed = installer.uninstall(pip_args)
+    _after_pip("uninstall", code, removed, "removed plugin")
+
+
+def _after_pip(action: str, code: int, plugins: list[str], what: str) -> None:
+    for line in plugins:
+        click.echo(f"{what} {line}")
+    if code:
+        click.echo(f"reclight: error: pip {action} failed (exit status {code}); see pip's "
+                   "messages above", err=True)
+        sys.exit(code)
 
 
 @cli.command()
