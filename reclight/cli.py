@@ -271,8 +271,11 @@ def _report_plugin_problems() -> None:
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the console script."""
+    from reclight.console import show_warning
+
     os.environ.setdefault("PYTHONWARNINGS", "ignore::DeprecationWarning")
     warnings.filterwarnings("ignore", category=DeprecationWarning)
+    warnings.showwarning = show_warning  # one `reclight: warning:` line, no source path
     try:
         get_plugins().add_commands(cli)
         _report_plugin_problems()

@@ -58,6 +58,16 @@ class Evaluation(nn.Module):
 
     def log(self, stage: str, model: Any) -> dict[str, float]:
         """Log the epoch's metrics of ``stage`` through ``model.log`` and reset them."""
+        logged = self.results(stage)
+        monitor, _ = monitor_of(model.feedback, self.ks)
+        for name, value in logged.items():
+            # The sums were already reduced across ranks, so every rank holds the same value
+            # and averaging it (what sync_dist does) leaves it unchanged.
+            model.log(name, value, prog_bar=name == monitor, sync_dist=True)
+        return {k: float(v) for k, v in logged.items()}
+
+    def results(self, stage: str) -> dict[str, Any]:
+        """The metrics of ``stage`` so far (tensors named ``{stage}_rmse`` ...); resets them."""
         errors, topn = self.errors[stage], self.topn[stage]
         with warnings.catch_warnings():  # a metric with no update on this rank is expected
             warnings.filterwarnings("ignore", message=".*compute.*before.*update.*")
@@ -73,11 +83,6 @@ class Evaluation(nn.Module):
             logged.update({f"{stage}_{name}": value.float() for name, value in ranks.items()})
             if stage == "test":
                 logged["test_users"] = float(users)
-        monitor, _ = monitor_of(model.feedback, self.ks)
-        for name, value in logged.items():
-            # The sums were already reduced across ranks, so every rank holds the same value
-            # and averaging it (what sync_dist does) leaves it unchanged.
-            model.log(name, value, prog_bar=name == monitor, sync_dist=True)
         errors.reset()
         topn.reset()
-        return {k: float(v) for k, v in logged.items()}
+        return logged

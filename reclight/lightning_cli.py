@@ -115,8 +115,13 @@ def trainer_defaults_for(model_cls: type | None) -> dict[str, Any]:
 
 def add_run_arguments(parser: Any) -> None:
     """Arguments of every run besides the trainer, data and model groups."""
+    from jsonargparse import ActionYesNo
+
     parser.add_argument("--eval_k", type=str, default="10",
                         help="cut-offs of the top-N metrics, e.g. 10 or 5,10,20")
+    parser.add_argument("--verbose", action=ActionYesNo, default=False,
+                        help="also print Lightning's start-up lines (devices, seed, tips) and "
+                             "the model summary")
 
 
 def make_loggers(root: str, name: str) -> list[Any]:
@@ -135,11 +140,15 @@ def make_loggers(root: str, name: str) -> list[Any]:
 
 
 def trainer_overrides(config: dict[str, Any], model: Any, name: str,
-                      has_validation: bool) -> dict[str, Any]:
-    """What reclight adds to the parsed Trainer settings: default loggers, the model's strategy
-    and, with a validation set, a checkpoint of the best validation epoch besides the last."""
-    from lightning.pytorch.callbacks import ModelCheckpoint
+                      has_validation: bool, verbose: bool = False) -> dict[str, Any]:
+    """What reclight adds to the parsed Trainer settings: default loggers, the model's strategy,
+    a checkpoint of the last epoch (``last.ckpt``; with a validation set also of the best
+    validation epoch), no model summary unless ``verbose``, and one line per epoch instead of
+    a progress bar when stdout is not a terminal."""
+    from lightning.pytorch.callbacks import ModelCheckpoint, ProgressBar
 
+    from reclight.console import stdout_is_terminal
+    from reclight.progress import EpochLines
     from reclight.strategies import resolve_strategy
 
     extra: dict[str, Any] = {}
@@ -150,10 +159,19 @@ def trainer_overrides(config: dict[str, Any], model: Any, name: str,
     if strategy is not config.get("strategy"):
         extra["strategy"] = strategy
     callbacks = list(config.get("callbacks") or [])
-    if has_validation and config.get("enable_checkpointing") is not False and not any(
+    added = []
+    if config.get("enable_checkpointing") is not False and not any(
             isinstance(c, ModelCheckpoint) for c in callbacks):
-        extra["callbacks"] = [*callbacks, ModelCheckpoint(monitor=model.monitor,
-                                                          mode=model.monitor_mode, save_last=True)]
+        added.append(ModelCheckpoint(monitor=model.monitor, mode=model.monitor_mode,
+                                     save_last=True) if has_validation
+                     else ModelCheckpoint(save_top_k=0, save_last=True))
+    if config.get("enable_progress_bar") is not False and not stdout_is_terminal() and not any(
+            isinstance(c, ProgressBar) for c in callbacks):
+        added.append(EpochLines())
+    if added:
+        extra["callbacks"] = [*callbacks, *added]
+    if not verbose and config.get("enable_model_summary") is None:
+        extra["enable_model_summary"] = False
     return extra
 
 
@@ -201,7 +219,8 @@ def _cli_class() -> type:
             self.model.set_eval_k(self.config.eval_k)
             config = dict(self._get(self.config_init, "trainer", default={}))
             extra = trainer_overrides(config, self.model, self.model_name,
-                                      self.datamodule.val is not None)
+                                      self.datamodule.val is not None,
+                                      verbose=bool(self.config.get("verbose")))
             return super().instantiate_trainer(**{**extra, **kwargs})
 
     return RecLightCLI

@@ -40,28 +40,6 @@ def _scalars(metrics: dict[str, Any]) -> dict[str, float]:
     return out
 
 
-def metrics_table(metrics: dict[str, float]) -> str:
-    """The test metrics as aligned lines (Lightning's own table repeats them per loader)."""
-    rows = {k[5:]: v for k, v in metrics.items() if k.startswith("test_")}
-    if not rows:
-        return ""
-    width = max(len(k) for k in rows)
-    counts = ("unseen", "users")
-    return "\n".join(f"  {k:<{width}}  {int(v)}" if k in counts else f"  {k:<{width}}  {v:.4f}"
-                     for k, v in rows.items())
-
-
-def summary_line(metrics: dict[str, float]) -> str:
-    parts = []
-    for key, label in (("test_rmse", "RMSE"), ("test_mae", "MAE"), ("val_rmse", "val RMSE")):
-        if key in metrics:
-            parts.append(f"{label} {metrics[key]:.4f}")
-    parts += [f"{k[5:]} {v:.4f}" for k, v in metrics.items() if k.startswith("test_ndcg@")]
-    if "fit_seconds" in metrics:
-        parts.append(f"fit {metrics['fit_seconds']:.2f}s")
-    return ", ".join(parts)
-
-
 def _run_dir(trainer: Any) -> Path:
     path = Path(trainer.log_dir or trainer.default_root_dir)
     path.mkdir(parents=True, exist_ok=True)
@@ -76,30 +54,42 @@ def _test(trainer: Any, model: Any, datamodule: Any, metrics: dict[str, Any], pr
 
 def _record(trainer: Any, name: str, datamodule: Any, model: Any, metrics: dict[str, Any],
             checkpoint: str, quiet: bool) -> dict[str, Any]:
-    """The run's record; rank 0 writes metrics.json and prints the summary."""
+    """The run's record; rank 0 writes metrics.json and prints the summary
+    (:mod:`reclight.summary`) with the baseline's metrics on the same test set."""
+    from reclight.baseline import baseline_metrics
+    from reclight.console import warn
+    from reclight.summary import summary
+
     run_dir = _run_dir(trainer)
     record = {"model": name, "data": datamodule.describe(), "metrics": metrics,
               "eval_k": list(model.evaluation.ks), "checkpoint": checkpoint,
-              "run_dir": str(run_dir)}
+              "run_dir": str(run_dir), "baseline": {}}
     if not trainer.is_global_zero:  # under DDP every rank runs this; one writes and prints
         return record
+    if any(k.startswith("test_") for k in metrics):
+        record["baseline"] = baseline_metrics(model, datamodule)
     (run_dir / "metrics.json").write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
     if not quiet:
-        table = metrics_table(metrics)
-        if table:
-            print(f"test metrics:\n{table}")
         unseen = int(metrics.get("test_unseen", 0))
         if unseen:
-            print(f"reclight: warning: {unseen} test ratings involve users or items unseen in "
-                  "training; they were predicted by the baseline fallback (global mean + known "
-                  "biases)", file=sys.stderr)
-        print(f"{name}: {summary_line(metrics)}")
-        print(f"run dir: {run_dir}" + (f"  checkpoint: {checkpoint}" if checkpoint else ""))
+            sys.stdout.flush()
+            warn(f"{unseen} test ratings involve users or items unseen in training; they were "
+                 "predicted by the baseline fallback (global mean + known biases)")
+        users = [str(u) for u in model.user_map.to_raw(range(min(3, model.num_users)))]
+        print(summary(name, model.feedback, metrics, record["baseline"], model.evaluation.ks,
+                      run_dir, checkpoint, users), flush=True)
     return record
 
 
 def run_fit(args: list[str], prog: str = "reclight fit", quiet: bool = False) -> dict[str, Any]:
     """Train a model, test it when there is a test set, write metrics.json and config.yaml."""
+    from reclight.console import lightning_noise, wants_verbose
+
+    with lightning_noise(wants_verbose(args)):
+        return _fit(args, prog, quiet)
+
+
+def _fit(args: list[str], prog: str, quiet: bool) -> dict[str, Any]:
     args = expand_shorthands(args)
     name = model_name_from(args)
     registry = get_registry()
@@ -131,6 +121,13 @@ def run_fit(args: list[str], prog: str = "reclight fit", quiet: bool = False) ->
 
 def run_test(ckpt_path: str, args: list[str], prog: str = "reclight test") -> dict[str, Any]:
     """Re-evaluate a checkpoint on the data it was trained with (``--data.*`` overrides)."""
+    from reclight.console import lightning_noise, wants_verbose
+
+    with lightning_noise(wants_verbose(args)):
+        return _test_checkpoint(ckpt_path, args, prog)
+
+
+def _test_checkpoint(ckpt_path: str, args: list[str], prog: str) -> dict[str, Any]:
     import lightning as L
     from jsonargparse import ActionConfigFile
     from lightning.pytorch.callbacks import ModelCheckpoint
@@ -166,7 +163,8 @@ def run_test(ckpt_path: str, args: list[str], prog: str = "reclight test") -> di
                           "ratings, e.g. --data.split random")
     model.set_eval_k(cfg.eval_k)
     trainer_config = dict(init.trainer)
-    trainer_config.update(trainer_overrides(trainer_config, model, f"{name}-test", False))
+    trainer_config.update(trainer_overrides(trainer_config, model, f"{name}-test", False,
+                                            verbose=bool(cfg.get("verbose"))))
     trainer_config["callbacks"] = [c for c in (trainer_config.get("callbacks") or [])
                                    if not isinstance(c, ModelCheckpoint)]
     trainer_config["callbacks"].append(SaveConfigCallback(parser, cfg, overwrite=True))
