@@ -112,6 +112,43 @@ def test_a_fit_into_a_log_is_one_line_per_epoch_and_a_summary(tmp_path: Path) ->
     assert set(record["baseline"]) >= {"test_rmse", "test_mae", "test_ndcg@10"}
     assert [line for line in done.stderr.splitlines() if not line.startswith("data: ")] == []
 
-    verbose = _reclight("test", "--ckpt", ckpt, "--verbose", cwd=tmp_path)
-    assert verbose.returncode == 0, verbose.stderr
-    assert "GPU available" in verbose.stderr and "mf: test RMSE" in verbose.stdout
+
+@pytest.mark.parametrize("verbose", [False, True])
+def test_lightning_info_lines_need_verbose(verbose: bool) -> None:
+    import logging
+
+    args = ["--model", "mf"] + (["--verbose"] if verbose else [])
+    with console.lightning_noise(console.wants_verbose(args)):
+        for name in ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.seed"):
+            assert logging.getLogger(name).isEnabledFor(logging.INFO) is verbose
+
+
+def test_verbose_turns_the_model_summary_on() -> None:
+    from reclight.lightning_cli import trainer_overrides
+
+    dm = RatingDataModule(synthetic_ratings=3000)
+    model = toy_plugin.ToyMF(dm.training_data)
+    config = {"logger": False, "enable_model_summary": None}
+    assert trainer_overrides(config, model, "toy", False)["enable_model_summary"] is False
+    assert "enable_model_summary" not in trainer_overrides(config, model, "toy", False, verbose=True)
+
+
+@pytest.mark.usefixtures("toy_registry")
+def test_an_implicit_fit_is_judged_by_ndcg_against_popularity(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from reclight.testing import low_rank_ratings
+
+    log = tmp_path / "clicks.csv"
+    low_rank_ratings(60, 40, implicit=True)[["user", "item"]].to_csv(log, index=False, header=False)
+    with pytest.raises(SystemExit) as done:
+        cli.main(["fit", "--model", "toy-itemknn", "--data", str(log), "--eval_k", "5",
+                  "--trainer.default_root_dir", str(tmp_path)])
+    out, err = capsys.readouterr()
+    assert done.value.code in (0, None), err
+    record = json.loads((Path(out.split("run dir: ")[1].split()[0]) / "metrics.json").read_text())
+    base = record["baseline"]
+    assert "test_rmse" not in base and 0.0 < base["test_ndcg@5"] <= 1.0
+    line = next(line for line in out.splitlines() if line.startswith("toy-itemknn: test "))
+    assert line.startswith(f"toy-itemknn: test NDCG@5 {record['metrics']['test_ndcg@5']:.4f} "
+                           f"(baseline {base['test_ndcg@5']:.4f}, ")
+    assert "baseline: popularity on the same split" in out
