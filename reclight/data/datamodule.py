@@ -22,7 +22,7 @@ import torch
 from reclight.data.idmap import IdMap
 from reclight.data.prepare import Prepared, SplitOptions, check_policy, prepare
 from reclight.data.ratings import Ratings
-from reclight.data.sources import resolve_source
+from reclight.data.sources import resolve_source, resolve_train_test
 from reclight.data.sparse import SparseRows
 from reclight.data.synthetic import SyntheticSpec
 from reclight.data.training import TrainingData
@@ -32,6 +32,7 @@ from reclight.errors import DataError
 # Top-N batches hold at most this many user x item cells, so the model's score matrix for a
 # batch stays around 64 MiB however many items there are.
 TOPN_CELLS = 1 << 24
+OWN_FILES = "train/test files"  # the split name when --data.train and --data.test are given
 
 
 class RatingDataModule(L.LightningDataModule):
@@ -48,7 +49,8 @@ class RatingDataModule(L.LightningDataModule):
     so a checkpoint knows how to rebuild the data.
     """
 
-    def __init__(self, source: str = "synthetic", split: str = "random",
+    def __init__(self, source: str = "synthetic", train: str | None = None,
+                 test: str | None = None, split: str = "random",
                  test_size: float = 0.1, val_size: float = 0.0, num_folds: int = 5,
                  fold: int = 0, leave_k: int = 1, time_cut: float | None = None, seed: int = 0,
                  batch_size: int = 1024, eval_batch_size: int = 65536,
@@ -64,6 +66,9 @@ class RatingDataModule(L.LightningDataModule):
             source: a ratings file (MovieLens u.data, ratings.dat, ratings.csv, any CSV/TSV,
                 Parquet), a folder holding u.data/ratings.dat/ratings.csv, a built-in data set
                 (synthetic, ml-100k, ml-1m), or, from Python, a pandas DataFrame.
+            train: the user's own training file (instead of ``source``); with ``test`` the
+                two files are the split, else ``split`` divides it.
+            test: the user's own test file, beside ``train`` (same formats and columns).
             split: random, kfold, leave_k_out, temporal, none (everything trains, no test),
                 or a predefined fold X whose X.base/X.test lie beside the ratings (u1..u5, ua,
                 ub for MovieLens 100K: train on X.base, test on X.test).
@@ -115,14 +120,24 @@ class RatingDataModule(L.LightningDataModule):
         self.seed = seed
         self.batch_size = batch_size
         self.eval_batch_size = eval_batch_size
+        if train is not None or test is not None:
+            if train is None:
+                raise DataError("--data.test needs --data.train (the training file) too")
+            if not (isinstance(source, str) and source == "synthetic"):
+                raise DataError("pass either a data source (--data) or your own files "
+                                "(--data.train, --data.test), not both")
+            src = resolve_train_test(train, test, columns=columns, sep=sep)
+            if test is not None:
+                split = OWN_FILES
+        else:
+            src = resolve_source(source, columns=columns, sep=sep, synthetic=SyntheticSpec(
+                num_ratings=synthetic_ratings, num_users=synthetic_users,
+                num_items=synthetic_items, rank=synthetic_rank, noise=synthetic_noise, seed=seed))
         self.split_name = split
         self.rank, self.world_size = 0, 1
         options = SplitOptions(split=split, test_size=test_size, val_size=val_size,
                                num_folds=num_folds, fold=fold, leave_k=leave_k,
                                time_cut=time_cut, seed=seed)
-        src = resolve_source(source, columns=columns, sep=sep, synthetic=SyntheticSpec(
-            num_ratings=synthetic_ratings, num_users=synthetic_users, num_items=synthetic_items,
-            rank=synthetic_rank, noise=synthetic_noise, seed=seed))
         table = src.load(split)
         data = prepare(table.frame, options, is_test=table.is_test, rating_range=rating_range,
                        duplicates=duplicates, min_user_ratings=min_user_ratings,

@@ -164,9 +164,10 @@ def prepare(frame: pd.DataFrame, options: SplitOptions, *, is_test: np.ndarray |
         train, test = np.flatnonzero(part == 0), np.flatnonzero(part == 1)
         for name, positions in (("training", train), ("test", test)):
             if len(positions) == 0:
+                file = (f"{options.split}.{'base' if name == 'training' else 'test'}"
+                        if "/" not in options.split else f"--data.{name[:5]}")
                 raise DataError(f"split '{options.split}' leaves the {name} set empty: its "
-                                f"{options.split}.{'base' if name == 'training' else 'test'} file "
-                                "has no usable ratings; fix the fold files")
+                                f"{file} file has no usable ratings; fix the file")
     train, val = _carve_validation(train, options)
 
     used_users = np.bincount(user_codes[train], minlength=len(user_uniques)) > 0

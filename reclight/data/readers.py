@@ -162,7 +162,8 @@ def _sniff(path: Path, sep: str | None, spec: dict[str, Label]) -> _Layout:
     name = path.name.lower()
     sep = _normalise_sep(sep)
     if sep is None:
-        if name == "u.data" or path.suffix in (".base", ".test"):
+        # MovieLens files are tab-separated; a user's fold files (X.base/X.test) are sniffed.
+        if name == "u.data" or (path.suffix in (".base", ".test") and "\t" in first):
             sep = "\t"
         else:
             sep = next((s for s in SEPARATORS if s in first), None)
@@ -187,7 +188,7 @@ def _has_header(name: str, suffix: str, fields: list[str], second: list[str] | N
                 spec: dict[str, Label]) -> bool:
     """A first line is a header when names are mapped, when it holds a known column name,
     or when none of its fields is a number but the next line has one."""
-    if name == "u.data" or suffix in (".base", ".test"):
+    if name == "u.data":
         return False
     if any(isinstance(label, str) for label in spec.values()):
         return not all(_is_number(f) for f in fields)  # names need a header, numbers are data

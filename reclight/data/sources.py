@@ -96,6 +96,34 @@ class FileSource(Source):
 
 
 @dataclass(frozen=True)
+class TrainTestFiles(Source):
+    """A user's own split: training ratings in one file, test ratings in another (any format
+    :func:`~reclight.data.readers.read_ratings` reads, each with or without a header)."""
+
+    train: Path
+    test: Path
+    columns: str | None = None
+    sep: str | None = None
+
+    @property
+    def label(self) -> str:
+        return f"{self.train} + {self.test}"
+
+    def table(self) -> Table:
+        train, test = (read_ratings(f, columns=self.columns, sep=self.sep)
+                       for f in (self.train, self.test))
+        if ("rating" in train) != ("rating" in test):
+            with_ratings = self.train if "rating" in train else self.test
+            raise DataError(f"'{with_ratings}' has ratings but the other file has none; map the "
+                            "same columns in both (--data.columns) or give both files ratings")
+        is_test = np.repeat(np.array([False, True]), [len(train), len(test)])
+        return Table(pd.concat([train, test], ignore_index=True), self.label, is_test=is_test)
+
+    def load(self, split: str = "random") -> Table:
+        return self.table()  # the files are the split
+
+
+@dataclass(frozen=True)
 class SyntheticSource(Source):
     """The seeded ``synthetic`` data set, generated when loaded."""
 
@@ -155,6 +183,19 @@ def resolve_source(source: str | Path | pd.DataFrame, *, columns: str | None = N
         return FileSource(folder / fetch.DOWNLOADS[text].ratings_file, text, folder, columns, sep)
     raise DataError(f"data source '{text}' is not an existing file or folder, nor a built-in data "
                     f"set ({', '.join(BUILTIN_DATASETS)}); check the path")
+
+
+def resolve_train_test(train: str | Path, test: str | Path | None, *, columns: str | None = None,
+                       sep: str | None = None) -> Source:
+    """The user's own files: ``train`` split by the split setting when ``test`` is None, else
+    ``train`` for training and ``test`` for testing."""
+    paths = [Path(str(p).strip()).expanduser() for p in (train, test) if p is not None]
+    for path, flag in zip(paths, ("train", "test")):
+        if not path.is_file():
+            raise DataError(f"--data.{flag} '{path}' is not a file; pass the path of a ratings file")
+    if test is None:
+        return FileSource(paths[0], str(paths[0]), paths[0].parent, columns, sep)
+    return TrainTestFiles(paths[0], paths[1], columns, sep)
 
 
 def dataset_locations(name: str, data_home: str | Path | None = None) -> str:
