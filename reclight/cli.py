@@ -88,7 +88,12 @@ def predict(ckpt: str, input_path: str, output: str, overwrite: bool) -> None:
 @click.option("--overwrite", is_flag=True, help="replace --output if it exists")
 def recommend(ckpt: str, users: str, k: int, output: str | None, include_seen: bool,
               overwrite: bool) -> None:
-    """Top-k items for users given as raw ids; items seen in training are excluded by default."""
+    """Top-k items for users given as raw ids; items seen in training are excluded by default.
+
+    The score column is, for a rating model, the predicted rating clipped to the data's rating
+    range; for an implicit-feedback model, its ranking score (not a rating). A line on stderr
+    says which.
+    """
     from reclight.serving import recommend_users
     from reclight.tables import check_output, parse_user_list, write_table
 
@@ -98,6 +103,7 @@ def recommend(ckpt: str, users: str, k: int, output: str | None, include_seen: b
         raise click.BadParameter(f"k={k}; it must be >= 1", param_hint="-k")
     frame, unseen = recommend_users(ckpt, parse_user_list(users), k, not include_seen)
     _warn_unseen(unseen, frame["user"].nunique(), "users")
+    click.echo(f"score: {frame.attrs.get('score', 'the model score')}", err=True)
     if output:
         write_table(frame, output, overwrite)
         click.echo(f"wrote {len(frame)} recommendations to {output}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import torch
@@ -36,11 +37,19 @@ def predict_pairs(ckpt: str | Path, input_path: str | Path) -> tuple[pd.DataFram
 @torch.no_grad()
 def recommend_users(ckpt: str | Path, users: list[str], k: int,
                     exclude_seen: bool = True) -> tuple[pd.DataFrame, int]:
-    """Top-k (user, rank, item, score) rows; users unseen in training get the fallback ranking."""
+    """Top-k (user, rank, item, score) rows; users unseen in training get the fallback ranking.
+
+    Items are ranked by the model's raw scores; the score column of an explicit model shows
+    the predicted rating clipped to the rating range (so items tied at the top of the scale
+    keep the model's order), of an implicit model the ranking score itself.
+    """
     model = load_model(ckpt)
     index = torch.as_tensor(model.user_map.to_index(users))
     top, scores = model.recommend(index, k, exclude_seen=exclude_seen)
     finite = torch.isfinite(scores)
+    if model.feedback == "explicit":  # ranked by the raw scores, shown as clipped ratings
+        lo, hi = model.rating_range
+        scores = torch.where(finite, scores.clamp(lo, hi), scores)
     rows = pd.DataFrame({
         "user": [u for u in users for _ in range(top.shape[1])],
         "rank": list(range(1, top.shape[1] + 1)) * len(users),
@@ -48,4 +57,13 @@ def recommend_users(ckpt: str | Path, users: list[str], k: int,
         "score": scores.reshape(-1).numpy().round(4),
     })
     rows = rows[finite.reshape(-1).numpy()].reset_index(drop=True)
+    rows.attrs["score"] = score_meaning(model)  # for the command to say what the column is
     return rows, int((index < 0).sum())
+
+
+def score_meaning(model: Any) -> str:
+    """What ``recommend``'s score column holds for ``model``."""
+    if model.feedback == "explicit":
+        lo, hi = model.rating_range
+        return f"the predicted rating, clipped to the rating range [{lo:g}, {hi:g}]"
+    return "the model's ranking score (higher ranks first; not a rating, not clipped)"
