@@ -94,12 +94,13 @@ def _download(name: str, cache: Path) -> None:
     # One scratch folder per process: DDP ranks that all miss the cache must not collide.
     tmp = cache.parent / f".{name}.download-{os.getpid()}"
     try:
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir(parents=True)
-        archive = tmp / f"{name}.zip"
-        with urllib.request.urlopen(spec.url, timeout=DOWNLOAD_TIMEOUT_S) as response, \
-                archive.open("wb") as out:
-            shutil.copyfileobj(response, out, 1 << 20)
+        with urllib.request.urlopen(spec.url, timeout=DOWNLOAD_TIMEOUT_S) as response:
+            # Folders only once the server answers: offline, nothing is left behind.
+            shutil.rmtree(tmp, ignore_errors=True)
+            tmp.mkdir(parents=True)
+            archive = tmp / f"{name}.zip"
+            with archive.open("wb") as out:
+                shutil.copyfileobj(response, out, 1 << 20)
         with zipfile.ZipFile(archive) as zf:
             zf.extractall(tmp / "unpacked")  # zipfile drops absolute and '..' path parts
         found = sorted((tmp / "unpacked").rglob(spec.ratings_file))
