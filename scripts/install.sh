@@ -8,12 +8,26 @@ set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 venv="${RECLIGHT_VENV:-$root/.venv}"
 python="${PYTHON:-python3}"
-[ -x "$venv/bin/python" ] || "$python" -m venv "$venv"
+step() { echo "install: $*" >&2; }  # one line per step, so a long install says what it does
+if [ -x "$venv/bin/python" ]; then
+  step "using the virtual environment $venv"
+else
+  step "creating the virtual environment $venv"
+  "$python" -m venv "$venv"
+fi
 pip=("$venv/bin/python" -m pip install --quiet --disable-pip-version-check)
-"$venv/bin/python" -c "import torch" 2>/dev/null || "${pip[@]}" "torch==${RECLIGHT_TORCH:-2.13.0}"
+torch_version="${RECLIGHT_TORCH:-2.13.0}"
+if "$venv/bin/python" -c "import torch" 2>/dev/null; then
+  step "keeping the installed torch $("$venv/bin/python" -c "import torch; print(torch.__version__)")"
+else
+  step "installing torch==$torch_version (a CPU build; the longest step)"
+  "${pip[@]}" "torch==$torch_version"
+fi
 plugins=()
+names=()
 for dir in "$root"/plugins/*/; do
-  [ -f "$dir/pyproject.toml" ] && plugins+=(-e "$dir")
+  [ -f "$dir/pyproject.toml" ] && plugins+=(-e "$dir") && names+=("$(basename "$dir")")
 done
+step "installing reclight (Lightning, pandas, test tools) and ${#names[@]} plugins: ${names[*]}"
 "${pip[@]}" -e "$root[test,tensorboard]" "${plugins[@]}"
-echo "reclight installed in $venv ($("$venv/bin/reclight" --version))" >&2
+step "done: reclight installed in $venv ($("$venv/bin/reclight" --version))"
