@@ -5,7 +5,11 @@ a failing test. Each command runs in-process through the `reclight` entry point 
 folder, with flags appended that keep it small (one epoch, 3,000 synthetic ratings); later
 flags override earlier ones, so the README's own flags are still parsed and used. Placeholders
 the README names (``CKPT``, ``ratings.csv``, ``pairs.csv``) are the checkpoint of the latest
-fit and small files written beforehand.
+fit and small files written beforehand. Paths are the README's, relative to the repository
+root (``../shared/data/ml-100k``, ``./examples/...``), which the test folder mirrors with links.
+``reclight install``/``uninstall`` run through the command too, but the pip they call is
+replaced by a check that the paths they name exist: the test must not change the environment
+(``tests/test_examples.py`` installs the example plugin for real).
 """
 
 from __future__ import annotations
@@ -59,8 +63,20 @@ def test_every_readme_command_runs_in_order(ml100k_dir: Path, tmp_path: Path,
     # find the shared copy; it is linked, never copied.
     (tmp_path / "shared" / "data").mkdir(parents=True)
     (tmp_path / "shared" / "data" / "ml-100k").symlink_to(ml100k_dir)
+    for name in ("examples", "plugins"):
+        (work / name).symlink_to(REPO / name)
     monkeypatch.setenv("RECLIGHT_DATA", str(ml100k_dir.parent))
     monkeypatch.chdir(work)
+    pip_calls: list[list[str]] = []
+
+    def fake_pip(command: list[str]) -> int:
+        for arg in command[4:]:
+            if arg.startswith((".", "/")):
+                assert Path(arg).exists(), f"the README's `{shlex.join(command[3:])}` names {arg}"
+        pip_calls.append(command[3:])
+        return 0
+
+    monkeypatch.setattr("reclight.install._run", fake_pip)
     frame = low_rank_ratings(60, 40)
     frame["timestamp"] = range(len(frame))
     frame.to_csv(work / "ratings.csv", index=False)
@@ -77,3 +93,4 @@ def test_every_readme_command_runs_in_order(ml100k_dir: Path, tmp_path: Path,
                 checkpoint = line.split(": ", 1)[1]
         if args[0] in ("fit", "test"):
             assert checkpoint and Path(checkpoint).is_file(), out
+    assert len(pip_calls) == sum(c[0] in ("install", "uninstall") for c in readme_commands())
