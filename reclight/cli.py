@@ -81,9 +81,11 @@ def predict(ckpt: str, input_path: str, output: str, overwrite: bool) -> None:
 
 @cli.command()
 @click.option("--ckpt", required=True, help="checkpoint written by `reclight fit`")
-@click.option("--users", required=True, help="comma-separated raw user ids, e.g. 1,2,3")
+@click.option("--users", required=True,
+              help="comma-separated raw user ids (e.g. 1,2,3), or 'all' for every user")
 @click.option("-k", "k", default=10, show_default=True, help="items per user")
-@click.option("--output", default=None, help="CSV to write (user,rank,item,score); stdout if absent")
+@click.option("--output", default=None,
+              help="file to write (user,rank,item,score): .csv or .parquet; stdout if absent")
 @click.option("--include-seen", is_flag=True, help="also recommend items rated in training")
 @click.option("--overwrite", is_flag=True, help="replace --output if it exists")
 def recommend(ckpt: str, users: str, k: int, output: str | None, include_seen: bool,
@@ -93,22 +95,36 @@ def recommend(ckpt: str, users: str, k: int, output: str | None, include_seen: b
     The score column is, for a rating model, the predicted rating clipped to the data's rating
     range; for an implicit-feedback model, its ranking score (not a rating). A line on stderr
     says which.
-    """
-    from reclight.serving import recommend_users
-    from reclight.tables import check_output, parse_user_list, write_table
 
-    if output:
-        check_output(output, overwrite)
+    With --output the users are ranked in batches and written as they go (bounded memory):
+    `--users all --output recs.parquet` ranks every user of the model.
+    """
+    from reclight.serving import recommend_to_file, recommend_users
+    from reclight.streaming import output_format
+    from reclight.tables import check_output, parse_user_list
+
     if k < 1:
         raise click.BadParameter(f"k={k}; it must be >= 1", param_hint="-k")
-    frame, unseen = recommend_users(ckpt, parse_user_list(users), k, not include_seen)
-    _warn_unseen(unseen, frame["user"].nunique(), "users")
-    click.echo(f"score: {frame.attrs.get('score', 'the model score')}", err=True)
+    everyone = users.strip().lower() == "all"
     if output:
-        write_table(frame, output, overwrite)
-        click.echo(f"wrote {len(frame)} recommendations to {output}")
-    else:
-        click.echo(frame.to_csv(index=False), nl=False)
+        output_format(output)
+        check_output(output, overwrite)
+    elif everyone:
+        raise click.UsageError("--users all writes a file; add --output recs.csv (or .parquet)")
+    wanted = None if everyone else parse_user_list(users)
+    if output:
+        rows, unknown = recommend_to_file(ckpt, wanted, k, output, not include_seen)
+        _warn_unknown_users(unknown, len(wanted or []))
+        from reclight.checkpoints import load_model
+        from reclight.serving import score_meaning
+
+        click.echo(f"score: {score_meaning(load_model(ckpt))}", err=True)
+        click.echo(f"wrote {rows} recommendations to {output}")
+        return
+    frame, unknown = recommend_users(ckpt, wanted, k, not include_seen)
+    _warn_unknown_users(unknown, len(wanted))
+    click.echo(f"score: {frame.attrs.get('score', 'the model score')}", err=True)
+    click.echo(frame.to_csv(index=False), nl=False)
 
 
 @cli.command(context_settings={"ignore_unknown_options": True})
@@ -266,6 +282,15 @@ def _warn_unseen(unseen: int, total: int, what: str) -> None:
     if unseen:
         click.echo(f"reclight: warning: {unseen} of {total} {what} involve ids unseen in training; "
                    "they got the baseline fallback (global mean + known biases)", err=True)
+
+
+def _warn_unknown_users(unknown: list[str], total: int, shown: int = 20) -> None:
+    if unknown:
+        names = ", ".join(unknown[:shown]) + (f" and {len(unknown) - shown} more"
+                                              if len(unknown) > shown else "")
+        click.echo(f"reclight: warning: {len(unknown)} of {total} users are unknown to the model "
+                   f"(not in its training data): {names}; they got the fallback ranking "
+                   "(baseline or most popular items)", err=True)
 
 
 def _report_plugin_problems() -> None:

@@ -122,6 +122,9 @@ def add_run_arguments(parser: Any) -> None:
     parser.add_argument("--verbose", action=ActionYesNo, default=False,
                         help="also print Lightning's start-up lines (devices, seed, tips) and "
                              "the model summary")
+    parser.add_argument("--eval_users", type=int | None, default=None,
+                        help="rank a seeded sample of this many test users instead of all "
+                             "(the sample size is recorded in metrics.json)")
 
 
 def make_loggers(root: str, name: str) -> list[Any]:
@@ -217,6 +220,7 @@ def _cli_class() -> type:
             # The cut-offs decide the name of an implicit model's monitor (val_ndcg@k), which
             # the checkpoint callback below watches.
             self.model.set_eval_k(self.config.eval_k)
+            self.datamodule.set_eval_users(self.config.eval_users)
             config = dict(self._get(self.config_init, "trainer", default={}))
             extra = trainer_overrides(config, self.model, self.model_name,
                                       self.datamodule.val is not None,

@@ -64,6 +64,8 @@ def _record(trainer: Any, name: str, datamodule: Any, model: Any, metrics: dict[
     record = {"model": name, "data": datamodule.describe(), "metrics": metrics,
               "eval_k": list(model.evaluation.ks), "checkpoint": checkpoint,
               "run_dir": str(run_dir), "baseline": {}}
+    if getattr(datamodule, "ranking_sample", None):
+        record["eval_users"] = datamodule.ranking_sample
     if not trainer.is_global_zero:  # under DDP every rank runs this; one writes and prints
         return record
     if any(k.startswith("test_") for k in metrics):
@@ -162,6 +164,7 @@ def _test_checkpoint(ckpt_path: str, args: list[str], prog: str) -> dict[str, An
         raise ConfigError("this data setting has no test set; choose a split with held-out "
                           "ratings, e.g. --data.split random")
     model.set_eval_k(cfg.eval_k)
+    datamodule.set_eval_users(cfg.eval_users)
     trainer_config = dict(init.trainer)
     trainer_config.update(trainer_overrides(trainer_config, model, f"{name}-test", False,
                                             verbose=bool(cfg.get("verbose"))))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -36,13 +37,9 @@ def predict_pairs(ckpt: str | Path, input_path: str | Path) -> tuple[pd.DataFram
 
 @torch.no_grad()
 def recommend_users(ckpt: str | Path, users: list[str], k: int,
-                    exclude_seen: bool = True) -> tuple[pd.DataFrame, int]:
-    """Top-k (user, rank, item, score) rows; users unseen in training get the fallback ranking.
-
-    Items are ranked by the model's raw scores; the score column of an explicit model shows
-    the predicted rating clipped to the rating range (so items tied at the top of the scale
-    keep the model's order), of an implicit model the ranking score itself.
-    """
+                    exclude_seen: bool = True) -> tuple[pd.DataFrame, list[str]]:
+    """Top-k (user, rank, item, score) rows; users unseen in training get the fallback ranking
+    and are returned by id."""
     model = load_model(ckpt)
     index = torch.as_tensor(model.user_map.to_index(users))
     top, scores = model.recommend(index, k, exclude_seen=exclude_seen)
@@ -58,7 +55,7 @@ def recommend_users(ckpt: str | Path, users: list[str], k: int,
     })
     rows = rows[finite.reshape(-1).numpy()].reset_index(drop=True)
     rows.attrs["score"] = score_meaning(model)  # for the command to say what the column is
-    return rows, int((index < 0).sum())
+    return rows, [u for u, i in zip(users, index.tolist()) if i < 0]
 
 
 def score_meaning(model: Any) -> str:
@@ -67,3 +64,35 @@ def score_meaning(model: Any) -> str:
         lo, hi = model.rating_range
         return f"the predicted rating, clipped to the rating range [{lo:g}, {hi:g}]"
     return "the model's ranking score (higher ranks first; not a rating, not clipped)"
+
+
+@torch.no_grad()
+def recommend_to_file(ckpt: str | Path, users: list[str] | None, k: int, output: str | Path,
+                      exclude_seen: bool = True, progress: bool = True) -> tuple[int, list[str]]:
+    """Top-k rows for ``users`` (None: every user known to the model) streamed to ``output``
+    (CSV or Parquet by extension) in bounded memory; returns the rows written and the ids
+    unknown to the model (which get the fallback ranking)."""
+    from reclight.streaming import TopKWriter, progress_line, stream_recommendations
+
+    model = load_model(ckpt).eval()
+    if users is None:
+        raw: Any = model.user_map.raw
+        index = torch.arange(model.num_users)
+        unknown: list[str] = []
+    else:
+        raw = users
+        index = torch.as_tensor(model.user_map.to_index(users))
+        unknown = [u for u, i in zip(users, index.tolist()) if i < 0]
+    writer = TopKWriter(output)
+    try:
+        rows = stream_recommendations(model, raw, index, k, writer, exclude_seen,
+                                      progress=progress_line(time.perf_counter()) if progress
+                                      else None)
+        writer.commit(pd.DataFrame({"user": pd.Series([], dtype=str),
+                                    "rank": pd.Series([], dtype="int32"),
+                                    "item": pd.Series([], dtype=str),
+                                    "score": pd.Series([], dtype="float32")}))
+    except BaseException:
+        writer.abort()
+        raise
+    return rows, unknown

@@ -117,6 +117,8 @@ class RatingDataModule(L.LightningDataModule):
         if min_user_ratings < 0:
             raise DataError(f"min_user_ratings={min_user_ratings} must be >= 0")
         self.view, self.view_options, self.feedback = "pairs", {}, "explicit"
+        self.eval_users: int | None = None
+        self.ranking_sample: dict[str, int] | None = None
         self.seed = seed
         self.batch_size = batch_size
         self.eval_batch_size = eval_batch_size
@@ -227,6 +229,14 @@ class RatingDataModule(L.LightningDataModule):
         check_view(kind)
         self.view, self.view_options = kind, dict(options or {})
 
+    def set_eval_users(self, count: int | None) -> None:
+        """Rank a seeded sample of ``count`` test users (None: all of them); the sample is
+        drawn from ``seed`` and recorded in ``ranking_sample``."""
+        if count is not None and (isinstance(count, bool) or int(count) != count or count < 1):
+            raise DataError(f"eval_users={count!r} must be an integer >= 1 (test users ranked), "
+                            "or unset to rank every test user")
+        self.eval_users = None if count is None else int(count)
+
     def _epoch(self) -> int:
         # A reloaded or resumed loader continues with the trainer's epoch's permutation.
         return int(self.trainer.current_epoch) if self.trainer is not None else 0
@@ -242,23 +252,31 @@ class RatingDataModule(L.LightningDataModule):
         return PairBatches(ratings, self.eval_batch_size, sharding=ORDERED, rank=self.rank,
                            world_size=self.world_size)
 
-    def _ranking(self, ratings: Ratings) -> TopNBatches:
+    def _ranking(self, ratings: Ratings, sample: bool = False) -> TopNBatches:
         """Top-N batches ``{"users", "targets"}`` over the users known in training that have at
-        least one held-out item known in training."""
+        least one held-out item known in training (with ``sample`` and ``eval_users``: a
+        seeded sample of them, the same on every rank)."""
         known = ratings.known()
         targets = SparseRows.from_coo(ratings.users[known], ratings.items[known],
                                       torch.ones(int(known.sum())),
                                       (self.num_users, self.num_items))
         users = torch.unique(ratings.users[known])
+        if sample and self.eval_users is not None and self.eval_users < len(users):
+            gen = torch.Generator().manual_seed(self.seed * 1_000_003 + 2)
+            chosen = torch.randperm(len(users), generator=gen)[:self.eval_users]
+            self.ranking_sample = {"sampled": self.eval_users, "eligible": len(users),
+                                   "seed": self.seed}
+            users = torch.sort(users[chosen]).values
         per_batch = max(1, min(self.eval_batch_size, TOPN_CELLS // max(self.num_items, 1)))
         return TopNBatches(targets, users, per_batch, rank=self.rank, world_size=self.world_size)
 
-    def _evaluation(self, ratings: Ratings | None, rankings: bool) -> list[Any]:
+    def _evaluation(self, ratings: Ratings | None, rankings: bool,
+                    sample: bool = False) -> list[Any]:
         if ratings is None or len(ratings) == 0:
             return []
         loaders: list[Any] = [self._pairs(ratings)] if self.feedback == "explicit" else []
         if rankings:
-            ranking = self._ranking(ratings)
+            ranking = self._ranking(ratings, sample)
             if ranking.n:
                 loaders.append(ranking)
         return loaders
@@ -269,7 +287,7 @@ class RatingDataModule(L.LightningDataModule):
 
     def test_dataloader(self) -> list[Any]:
         """Test pairs (explicit models) and test rankings, or ``[]`` with split=none."""
-        return self._evaluation(self.test, rankings=True)
+        return self._evaluation(self.test, rankings=True, sample=True)
 
     def predict_dataloader(self) -> list[Any]:
         """The test pairs in file order (as ``test_raw``), or ``[]`` with split=none."""

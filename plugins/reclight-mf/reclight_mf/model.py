@@ -3,6 +3,12 @@
 Koren, Bell and Volinsky, "Matrix Factorization Techniques for Recommender Systems",
 IEEE Computer 42(8), 2009. Loss: squared error on observed ratings plus L2 penalties on the
 factors and biases each example touches (eq. 5), minimised with Adam, SGD or sparse Adam.
+
+With ``loss="bpr"`` the same factors are trained for ranking instead: Bayesian Personalized
+Ranking (Rendle, Freudenthaler, Gantner and Schmidt-Thieme, UAI 2009), the mean of
+-ln sigmoid(x_ui - x_uj) over each training interaction (u, i) and sampled unobserved items j
+(the ``negative_pairs`` view) plus L2 penalties on p_u, q_i, q_j and the item biases; the model
+then declares implicit feedback (scores, top-N evaluation).
 The defaults were chosen on validation splits carved from the MovieLens 100K training folds
 (see the plugin README and ``benchmarks/tune_mf.py``).
 """
@@ -15,14 +21,17 @@ from typing import Any, ClassVar
 
 import torch
 from torch import Tensor
+from torch.nn import functional as F
 
+from reclight.data.negatives import check_negative_options
 from reclight.data.training import TrainingData
-from reclight.errors import ConfigError
+from reclight.errors import ConfigError, DataError
 from reclight.losses import masked_mse
 from reclight.model import RecModel
 from reclight_mf.network import BiasedMF, frequency_weights
 
 OPTIMIZERS = ("adam", "sgd", "sparse_adam")
+LOSSES = ("squared", "bpr")
 LR_SCHEDULES = ("cosine", "exponential", "constant")
 
 
@@ -45,6 +54,10 @@ class MatrixFactorization(RecModel):
         frequency_exponent: a row's total penalty grows like (its number of training
             ratings)^exponent: 1 is the per-example (SGD-style) penalty of Koren et al.,
             smaller values regularise frequent users and items relatively less.
+        loss: "squared" (rating prediction, explicit feedback) or "bpr" (pairwise ranking on
+            sampled negatives, implicit feedback: every training rating is an interaction).
+        num_negatives: unobserved items sampled per interaction under ``loss="bpr"`` (>= 1).
+        negative_sampling: "uniform" or "popularity" (by training counts), for ``bpr``.
     """
 
     input_kind: ClassVar[str] = "pairs"
@@ -60,8 +73,23 @@ class MatrixFactorization(RecModel):
     def __init__(self, data: TrainingData | Mapping[str, Any], dim: int = 64, reg: float = 0.15,
                  bias_reg: float = 0.1, lr: float = 0.05, optimizer: str = "adam",
                  init_std: float = 0.1, lr_schedule: str = "constant", lr_decay: float = 1.0,
-                 frequency_exponent: float = 0.5) -> None:
+                 frequency_exponent: float = 0.5, loss: str = "squared", num_negatives: int = 1,
+                 negative_sampling: str = "uniform") -> None:
         super().__init__(data)
+        if loss not in LOSSES:
+            raise ConfigError(f"unknown loss '{loss}' for mf; choose one of {', '.join(LOSSES)} "
+                              "(--model.loss)")
+        if loss == "bpr":
+            try:
+                check_negative_options(num_negatives, negative_sampling)
+            except DataError as exc:
+                raise ConfigError(f"{exc} (--model.num_negatives, --model.negative_sampling)") \
+                    from None
+            # Trained to rank: scores, not ratings, on interactions with sampled negatives.
+            self.feedback = "implicit"  # type: ignore[misc]
+            self.input_kind = "negative_pairs"  # type: ignore[misc]
+            self.view_options = {"num_negatives": num_negatives,
+                                 "negative_sampling": negative_sampling}
         if optimizer not in OPTIMIZERS:
             raise ConfigError(f"unknown optimizer '{optimizer}' for mf; choose one of "
                               f"{', '.join(OPTIMIZERS)} (--model.optimizer)")
@@ -87,12 +115,28 @@ class MatrixFactorization(RecModel):
             self.data.item_counts, frequency_exponent), persistent=False)
 
     def training_loss(self, batch: dict[str, Tensor]) -> Tensor:
+        if self.hparams.loss == "bpr":
+            return self._bpr_loss(batch)
         users, items, ratings = batch["users"], batch["items"], batch["ratings"]
         hp = self.hparams
         pred, penalty = self.net.forward_with_penalty(
             users, items, self.global_mean, hp.reg * self.user_reg_weight,
             hp.reg * self.item_reg_weight, hp.bias_reg)
         return masked_mse(pred, ratings) + penalty
+
+    def _bpr_loss(self, batch: dict[str, Tensor]) -> Tensor:
+        """BPR-Opt (Rendle et al. 2009, eq. 4) as a mean over the batch's (u, i, j) triples."""
+        users, items, negatives = batch["users"], batch["items"], batch["negatives"]
+        hp, d = self.hparams, self.net.dim
+        p = self.net.users(users)[:, :d]
+        q_i, q_j = self.net.items(items), self.net.items(negatives)  # [B, d+1], [B, n, d+1]
+        x_ui = (p * q_i[:, :d]).sum(-1) + q_i[:, d]
+        x_uj = (p[:, None, :] * q_j[..., :d]).sum(-1) + q_j[..., d]
+        ranking = -F.logsigmoid(x_ui[:, None] - x_uj).mean()
+        penalty = (hp.reg * (p.square().sum(-1) + q_i[:, :d].square().sum(-1)
+                             + q_j[..., :d].square().sum(-1).mean(-1))
+                   + hp.bias_reg * (q_i[:, d].square() + q_j[..., d].square().mean(-1)))
+        return ranking + penalty.mean()
 
     def predict_ratings(self, users: Tensor, items: Tensor) -> Tensor:
         return self.net(users, items, self.global_mean)

@@ -110,3 +110,45 @@ def test_sparse_pattern_path_matches_plain_gathering() -> None:
     torch.testing.assert_close(penalty, ref_penalty)
     torch.testing.assert_close(fast[0], net.users.weight.grad)
     torch.testing.assert_close(fast[1], net.items.weight.grad)
+
+
+class TestMFBPRContract(RecModelContract):
+    """``--model.loss bpr``: the same factors trained to rank, on sampled negatives."""
+
+    model_name = "mf"
+    model_kwargs = {"dim": 8, "reg": 0.001, "bias_reg": 0.0, "lr": 0.05, "loss": "bpr"}
+    batch_size = 256
+
+
+def test_bpr_declares_implicit_feedback_on_the_negative_pairs_view() -> None:
+    dm = tiny(4, 5)
+    model = MatrixFactorization(dm.training_data, loss="bpr", num_negatives=3,
+                                negative_sampling="popularity")
+    assert (model.feedback, model.input_kind) == ("implicit", "negative_pairs")
+    assert model.view_options == {"num_negatives": 3, "negative_sampling": "popularity"}
+    plain = MatrixFactorization(dm.training_data)
+    assert (plain.feedback, plain.input_kind) == ("explicit", "pairs")
+
+
+def test_bpr_loss_is_the_mean_negative_log_sigmoid_of_score_differences() -> None:
+    model = MatrixFactorization(tiny(2, 3).training_data, dim=2, loss="bpr", reg=0.0, bias_reg=0.0)
+    with torch.no_grad():
+        model.net.users.weight.copy_(torch.tensor([[1.0, 0.0, 5.0], [0.0, 1.0, -5.0]]))
+        model.net.items.weight.copy_(torch.tensor([[2.0, 0.0, 0.5], [0.0, 1.0, 0.0],
+                                                   [1.0, 1.0, -0.5]]))
+    batch = {"users": torch.tensor([0, 1]), "items": torch.tensor([0, 1]),
+             "negatives": torch.tensor([[1, 2], [0, 2]])}
+    # x_ui - x_uj: user 0: (2 + .5) - (0) = 2.5, (2.5) - (1 - .5) = 2.0; user 1: 1 - .5, 1 - .5
+    diffs = torch.tensor([2.5, 2.0, 0.5, 0.5])
+    expected = -torch.nn.functional.logsigmoid(diffs).mean()
+    torch.testing.assert_close(model.training_loss(batch), expected)
+
+
+@pytest.mark.parametrize(("kwargs", "match"), [
+    ({"loss": "hinge"}, r"unknown loss 'hinge' for mf; choose one of squared, bpr"),
+    ({"loss": "bpr", "num_negatives": 0}, r"num_negatives=0 must be an integer >= 1"),
+    ({"loss": "bpr", "negative_sampling": "zipf"}, r"negative sampling 'zipf' is unknown"),
+])
+def test_bad_loss_settings_are_one_line(kwargs, match) -> None:
+    with pytest.raises(ConfigError, match=match):
+        MatrixFactorization(tiny(2, 2).training_data, **kwargs)

@@ -1,0 +1,138 @@
+"""The ``cdae`` model: Collaborative Denoising Auto-Encoders for top-N recommendation.
+
+Wu, DuBois, Zheng and Ester, "Collaborative Denoising Auto-Encoders for Top-N Recommender
+Systems", WSDM 2016. Each user's binary interaction vector is corrupted by drop-out noise
+(probability q, survivors scaled by 1 / (1 - q)), encoded with a per-user input node into a
+sigmoid hidden layer and decoded to a score for every item; the loss compares the
+reconstruction with the uncorrupted vector, over every item (the default) or, as the paper's
+section 4.3 proposes for large catalogues, over the positives and ``num_negatives`` sampled
+unobserved items per positive. The objective is the paper's eq. 4 divided by the number of
+users: mean over users of the summed per-item loss + (reg / 2N) |theta|^2.
+
+The defaults were chosen on a validation carve of MovieLens 100K ``u1.base`` (see the plugin
+README and ``benchmarks/topn.py``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+import torch
+from torch import Tensor
+from torch.nn import functional as F
+
+from reclight.autoencoder import activation
+from reclight.data.negatives import SAMPLING, NegativeSampler, check_negative_options
+from reclight.data.training import TrainingData
+from reclight.errors import ConfigError, DataError
+from reclight.model import RecModel
+from reclight_cdae.network import CDAENet
+
+LOSSES = ("logistic", "squared")
+OUTPUTS = ("sigmoid", "identity")
+
+
+class CDAE(RecModel):
+    """Collaborative Denoising Auto-Encoder (Wu et al. 2016), trained on binary user rows.
+
+    Args:
+        data: the training data (filled in by the CLI); every training rating counts as an
+            interaction (``--data.implicit_threshold`` chooses which ones do).
+        hidden: size of the hidden layer.
+        corruption: drop-out probability q of the input entries, in [0, 1) (0: no noise).
+        hidden_activation: activation h of the hidden layer (sigmoid in the paper; any name of
+            ``reclight.autoencoder.ACTIVATIONS``).
+        output_activation: f, "sigmoid" or "identity".
+        loss: "logistic" (binary cross-entropy on sigmoid outputs) or "squared".
+        tied: use the encoder's weights, transposed, as the decoder.
+        reg: L2 weight lambda on all parameters (the paper's eq. 4).
+        lr: Adam learning rate.
+        num_negatives: None for the loss over the full vector (the default); an integer >= 1
+            for the loss over each user's positives and ``num_negatives`` sampled unobserved
+            items per positive.
+        negative_sampling: "uniform" or "popularity" (by training counts), for
+            ``num_negatives``.
+        init_std: standard deviation of the initial weights.
+    """
+
+    feedback: ClassVar[str] = "implicit"
+    input_kind: ClassVar[str] = "implicit_user_rows"
+    trainer_defaults: ClassVar[dict[str, Any]] = {"max_epochs": 100}
+    data_defaults: ClassVar[dict[str, Any]] = {"batch_size": 128}
+
+    def __init__(self, data: TrainingData | Mapping[str, Any], hidden: int = 100,
+                 corruption: float = 0.5, hidden_activation: str = "sigmoid",
+                 output_activation: str = "sigmoid", loss: str = "logistic", tied: bool = False,
+                 reg: float = 0.01, lr: float = 0.01, num_negatives: int | None = None,
+                 negative_sampling: str = "uniform", init_std: float = 0.01) -> None:
+        super().__init__(data)
+        if not (isinstance(corruption, (int, float)) and 0.0 <= corruption < 1.0):
+            raise ConfigError(f"corruption={corruption!r} must be in [0, 1) (--model.corruption; "
+                              "0 turns the drop-out noise off)")
+        if loss not in LOSSES:
+            raise ConfigError(f"unknown loss '{loss}' for cdae; choose one of {', '.join(LOSSES)} "
+                              "(--model.loss)")
+        if output_activation not in OUTPUTS:
+            raise ConfigError(f"unknown output_activation '{output_activation}' for cdae; choose "
+                              f"one of {', '.join(OUTPUTS)} (--model.output_activation)")
+        if loss == "logistic" and output_activation != "sigmoid":
+            raise ConfigError("loss=logistic needs output_activation=sigmoid (it is a log loss on "
+                              "probabilities); choose loss=squared for identity outputs")
+        if hidden < 1 or reg < 0 or lr <= 0 or init_std < 0:
+            raise ConfigError(f"cdae needs hidden >= 1, reg >= 0, lr > 0 and init_std >= 0; got "
+                              f"hidden={hidden}, reg={reg}, lr={lr}, init_std={init_std}")
+        if num_negatives is not None:
+            try:
+                check_negative_options(num_negatives, negative_sampling)
+            except DataError as exc:
+                raise ConfigError(f"{exc} (--model.num_negatives, --model.negative_sampling; "
+                                  "leave num_negatives unset for the full-vector loss)") from None
+        elif negative_sampling not in SAMPLING:
+            raise ConfigError(f"negative sampling '{negative_sampling}' is unknown; choose one "
+                              f"of {', '.join(SAMPLING)}")
+        self.save_hyperparameters()
+        self.net = CDAENet(self.num_users, self.num_items, hidden,
+                           activation(hidden_activation, "--model.hidden_activation"),
+                           float(corruption), tied, init_std)
+        self._sampler: NegativeSampler | None = None
+
+    def _output(self, logits: Tensor) -> Tensor:
+        return torch.sigmoid(logits) if self.hparams.output_activation == "sigmoid" else logits
+
+    def _loss_mask(self, users: Tensor, seen: Tensor) -> Tensor | None:
+        """The entries the loss covers: every item, or the positives plus sampled negatives."""
+        num = self.hparams.num_negatives
+        if num is None:
+            return None
+        if self._sampler is None:
+            self._sampler = NegativeSampler(self.data.matrix, self.hparams.negative_sampling)
+        cpu_users = users.cpu()
+        lengths = self.data.user_counts[cpu_users]
+        ok = self._sampler.available[cpu_users]
+        rows = torch.repeat_interleave(torch.arange(len(users))[ok], lengths[ok] * num)
+        items = self._sampler.sample(cpu_users[rows], 1).flatten()
+        mask = seen.clone()
+        mask[rows.to(seen.device), items.to(seen.device)] = True
+        return mask
+
+    def training_loss(self, batch: dict[str, Tensor]) -> Tensor:
+        users, target = batch["rows"], batch["values"]
+        logits = self.net(target, users)
+        if self.hparams.loss == "logistic":
+            per_entry = F.binary_cross_entropy_with_logits(logits, target, reduction="none")
+        else:
+            per_entry = (self._output(logits) - target).square()
+        mask = self._loss_mask(users, batch["mask"])
+        if mask is not None:
+            per_entry = per_entry * mask
+        penalty = 0.5 * self.hparams.reg * self.net.penalty() / self.num_users
+        return per_entry.sum(1).mean() + penalty
+
+    def score_items(self, users: Tensor) -> Tensor:
+        _, seen = self.train_rows.dense(users.cpu())
+        rows = seen.to(device=users.device, dtype=self.net.output_bias.dtype)
+        return self._output(self.net(rows, users))
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return torch.optim.Adam(self.parameters(), lr=self.hparams.lr)

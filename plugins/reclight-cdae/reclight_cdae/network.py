@@ -1,0 +1,65 @@
+"""The CDAE network as a plain torch module.
+
+Wu, DuBois, Zheng and Ester, "Collaborative Denoising Auto-Encoders for Top-N Recommender
+Systems", WSDM 2016, eq. 2-3:
+
+    z_u   = h(W^T y~_u + V_u + b)            (hidden layer, h: sigmoid by default)
+    y^_ui = f(W'_i^T z_u + b'_i)             (output, f: sigmoid or identity)
+
+y~_u is the user's binary interaction vector corrupted by drop-out noise: each entry is
+zeroed with probability q and the survivors are scaled by 1 / (1 - q) (section 4.1), which is
+exactly what inverted dropout does. V_u is the per-user input node: a learned vector added to
+the hidden layer. The decoder W' is either its own matrix or W itself (tied weights).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+from torch.nn import functional as F
+
+
+class CDAENet(nn.Module):
+    """Encoder W [items -> hidden] with bias b, user nodes V [users, hidden], decoder W'
+    (``tied``: W^T) with bias b'; ``forward`` returns the output's pre-activation."""
+
+    def __init__(self, num_users: int, num_items: int, hidden: int, hidden_activation: nn.Module,
+                 corruption: float = 0.5, tied: bool = False, init_std: float = 0.01) -> None:
+        super().__init__()
+        self.corruption = corruption
+        self.encoder = nn.Linear(num_items, hidden)
+        self.user_nodes = nn.Embedding(num_users, hidden)
+        self.decoder = None if tied else nn.Linear(hidden, num_items, bias=False)
+        self.output_bias = nn.Parameter(torch.zeros(num_items))
+        self.activation = hidden_activation
+        with torch.no_grad():
+            for weight in (self.encoder.weight, self.user_nodes.weight,
+                           *(() if self.decoder is None else (self.decoder.weight,))):
+                nn.init.normal_(weight, std=init_std)
+            self.encoder.bias.zero_()
+
+    def decoder_weight(self) -> Tensor:
+        """W' as [items, hidden]."""
+        return self.encoder.weight.T if self.decoder is None else self.decoder.weight
+
+    def corrupt(self, rows: Tensor) -> Tensor:
+        """Drop-out noise on ``rows``: each entry zeroed with probability q, survivors scaled
+        by 1 / (1 - q). Equal in distribution to ``F.dropout``, but only the nonzero entries
+        draw a random number (dropping a zero changes nothing): a user row holds a few percent
+        of nonzeros, and drawing for every cell made the noise cost three times the encoder."""
+        where = rows.nonzero(as_tuple=True)
+        keep = torch.rand(len(where[0]), device=rows.device) >= self.corruption
+        out = torch.zeros_like(rows)
+        r, c = where[0][keep], where[1][keep]
+        out[r, c] = rows[r, c] / (1.0 - self.corruption)
+        return out
+
+    def forward(self, rows: Tensor, users: Tensor) -> Tensor:
+        """Logits [B, items] of the users' binary ``rows``; corrupted while training."""
+        x = self.corrupt(rows) if self.training and self.corruption > 0 else rows
+        z = self.activation(self.encoder(x) + self.user_nodes(users))
+        return F.linear(z, self.decoder_weight(), self.output_bias)
+
+    def penalty(self) -> Tensor:
+        """Squared L2 norm of every weight (the paper's regulariser, biases included)."""
+        return torch.stack([p.square().sum() for p in self.parameters()]).sum()

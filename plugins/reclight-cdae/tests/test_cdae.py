@@ -1,0 +1,97 @@
+"""CDAE: the shared contract plus what is particular to the denoising auto-encoder."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from reclight.errors import ConfigError
+from reclight.testing import RecModelContract, heldout_ndcg, popularity_ndcg, quiet_trainer
+from reclight_cdae.model import CDAE
+
+FAST = {"hidden": 16, "lr": 0.05, "reg": 0.0}
+
+
+class TestCDAEContract(RecModelContract):
+    model_name = "cdae"
+    model_kwargs = FAST
+    fit_epochs = 40
+
+
+class TestCDAESampledContract(RecModelContract):
+    """The paper's negative-sampled loss, tied weights and the squared loss pass the kit too."""
+
+    model_name = "cdae"
+    model_kwargs = {**FAST, "num_negatives": 2, "tied": True, "loss": "squared",
+                    "output_activation": "identity"}
+    fit_epochs = 40
+
+
+def test_corruption_is_dropout_scaled_by_one_over_one_minus_q() -> None:
+    dm = TestCDAEContract().make_data()
+    model = CDAE(dm.training_data, hidden=4, corruption=0.5)
+    seen = []
+    model.net.encoder.register_forward_hook(lambda m, args, out: seen.append(args[0]))
+    rows = torch.ones(64, dm.num_items)
+    model.train()
+    model.net(rows, torch.zeros(64, dtype=torch.long))
+    values = seen[-1].unique().tolist()
+    assert values == [0.0, 2.0] and abs(float((seen[-1] == 0).float().mean()) - 0.5) < 0.05
+    model.eval()
+    model.net(rows, torch.zeros(64, dtype=torch.long))
+    assert torch.equal(seen[-1], rows)  # no noise when scoring
+
+
+def test_user_node_changes_the_scores_of_identical_rows() -> None:
+    dm = TestCDAEContract().make_data()
+    model = CDAE(dm.training_data, hidden=4, init_std=0.5).eval()
+    rows = torch.ones(2, dm.num_items)
+    out = model.net(rows, torch.tensor([0, 1]))
+    assert not torch.allclose(out[0], out[1])
+
+
+def test_tied_decoder_shares_the_encoder_weights() -> None:
+    dm = TestCDAEContract().make_data()
+    tied = CDAE(dm.training_data, hidden=4, tied=True)
+    separate = CDAE(dm.training_data, hidden=4)
+    assert tied.net.decoder_weight().data_ptr() == tied.net.encoder.weight.data_ptr()
+    count = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
+    assert count(separate) - count(tied) == 4 * dm.num_items
+
+
+def test_sampled_loss_covers_positives_and_negatives_only() -> None:
+    dm = TestCDAEContract().make_data()
+    model = CDAE(dm.training_data, hidden=4, num_negatives=1)
+    users = torch.arange(dm.num_users)
+    _, seen = dm.train_rows.dense(users)
+    mask = model._loss_mask(users, seen)
+    assert bool(mask[seen].all())
+    extra = mask & ~seen
+    # about one negative per positive (draws of the same item collapse), never a positive
+    assert 0.6 * seen.sum() < extra.sum() <= seen.sum()
+
+
+@pytest.mark.parametrize("loss", ["logistic", "squared"])
+def test_both_losses_rank_better_than_popularity(loss: str) -> None:
+    contract = TestCDAEContract()
+    dm = contract.make_data()
+    kwargs = {**FAST, "loss": loss, "output_activation": "sigmoid"}
+    model = CDAE(dm.training_data, **kwargs)
+    quiet_trainer(max_epochs=40).fit(model, datamodule=dm)
+    assert heldout_ndcg(model, dm) > popularity_ndcg(dm)
+
+
+@pytest.mark.parametrize(("kwargs", "match"), [
+    ({"corruption": 1.0}, r"corruption=1\.0 must be in \[0, 1\)"),
+    ({"corruption": -0.1}, r"corruption=-0\.1 must be in \[0, 1\)"),
+    ({"num_negatives": 0}, r"num_negatives=0 must be an integer >= 1"),
+    ({"negative_sampling": "zipf"}, r"negative sampling 'zipf' is unknown"),
+    ({"loss": "hinge"}, r"unknown loss 'hinge' for cdae; choose one of logistic, squared"),
+    ({"output_activation": "identity"}, r"loss=logistic needs output_activation=sigmoid"),
+    ({"hidden_activation": "gelu"}, r"unknown activation 'gelu'"),
+])
+def test_bad_settings_are_one_line(kwargs, match) -> None:
+    dm = TestCDAEContract().make_data()
+    with pytest.raises(ConfigError, match=match) as info:
+        CDAE(dm.training_data, **kwargs)
+    assert "\n" not in str(info.value)
