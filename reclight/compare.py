@@ -48,11 +48,13 @@ class ComparePlan:
     folds: list[str | None]
     flags: list[str]
     overrides: dict[str, list[str]] = field(default_factory=dict)
+    model_folds: dict[str, list[str]] = field(default_factory=dict)
     output: Path | None = None
     overwrite: bool = False
 
     def runs(self) -> list[tuple[str, str | None]]:
-        return [(model, fold) for model in self.models for fold in self.folds]
+        return [(model, fold) for model in self.models for fold in self.folds
+                if model not in self.model_folds or fold in self.model_folds[model]]
 
     def args_for(self, model: str, fold: str | None) -> list[str]:
         """The flags of one run: the common flags, the model's overrides, then the fold."""
@@ -146,14 +148,18 @@ def _flatten(prefix: str, value: Any) -> list[str]:
     return [f"--{prefix}", _as_flag_value(value)]
 
 
-def read_overrides(path: str | Path, models: list[str]) -> dict[str, list[str]]:
+def read_overrides(path: str | Path, models: list[str],
+                   folds: list[str | None]) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
     """Per-model flags from a YAML file of sections named after models, each holding
-    ``model``/``trainer``/``data`` settings, nested or dotted::
+    ``model``/``trainer``/``data`` settings, nested or dotted, and optionally ``folds``, a
+    subset of ``--folds`` for that model (for a slow one)::
 
         deeprec:
           trainer.max_epochs: 30
           model: {lr: 0.005}
-    """
+          folds: u1,u2
+
+    Returns the flags and the fold subsets by model."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"--overrides file '{path}' does not exist; pass a YAML file with one "
@@ -168,6 +174,7 @@ def read_overrides(path: str | Path, models: list[str]) -> dict[str, list[str]]:
                           "'mf: {model: {dim: 32}}'")
     registry = get_registry()
     out: dict[str, list[str]] = {}
+    subsets: dict[str, list[str]] = {}
     for key, settings in loaded.items():
         try:
             name = registry.get(str(key)).name
@@ -180,9 +187,23 @@ def read_overrides(path: str | Path, models: list[str]) -> dict[str, list[str]]:
         if not isinstance(settings, dict):
             raise ConfigError(f"--overrides file '{path}': section '{key}' must map settings to "
                               "values, e.g. 'trainer.max_epochs: 30'")
+        settings = dict(settings)
+        if "folds" in settings:
+            subsets[name] = _fold_subset(settings.pop("folds"), folds, path, str(key))
         flags = [flag for sub, value in settings.items() for flag in _flatten(str(sub), value)]
         out[name] = [*out.get(name, []), *flags]
-    return out
+    return out, subsets
+
+
+def _fold_subset(value: Any, folds: list[str | None], path: Path, key: str) -> list[str]:
+    chosen = split_names(value, "overrides folds") if isinstance(value, str) else \
+        [str(v) for v in (value or [])]
+    extra = [f for f in chosen if f not in folds]
+    if extra or not chosen:
+        raise ConfigError(f"--overrides file '{path}': folds of '{key}' must be some of --folds "
+                          f"({', '.join(f for f in folds if f) or 'none given'}); got "
+                          f"{', '.join(chosen) or 'none'}")
+    return chosen
 
 
 def check_output_dir(output: str | Path, overwrite: bool) -> Path:
@@ -215,7 +236,7 @@ def plan_compare(models: str, flags: list[str], folds: str | None = None,
         check_folds(fold_list, flags)  # type: ignore[arg-type]
     plan = ComparePlan(names, fold_list, flags, overwrite=overwrite)
     if overrides is not None:
-        plan.overrides = read_overrides(overrides, names)
+        plan.overrides, plan.model_folds = read_overrides(overrides, names, fold_list)
     if output is not None:
         plan.output = check_output_dir(output, overwrite)
     return plan
@@ -346,20 +367,26 @@ def _eval_k(flags: list[str]) -> int:
     return parse_ks(value)[0] if value else 10
 
 
-def write_outputs(plan: ComparePlan, results: list[RunResult], summary: pd.DataFrame,
-                  runs: pd.DataFrame, meta: dict[str, Any],
-                  echo: Callable[[str], None]) -> list[Path]:
-    """Write the CSVs, compare.json and (with matplotlib) the picture into ``plan.output``."""
+def write_tables(out: Path, results: list[RunResult], summary: pd.DataFrame, runs: pd.DataFrame,
+                 meta: dict[str, Any]) -> list[Path]:
+    """results.csv, summary.csv, runs.csv and compare.json (each replaced atomically)."""
     from reclight.tables import write_table
 
-    out = plan.output
-    assert out is not None
     out.mkdir(parents=True, exist_ok=True)
     written = [write_table(curves_frame(results), out / "results.csv", True),
                write_table(summary, out / "summary.csv", True),
                write_table(runs, out / "runs.csv", True)]
     (out / "compare.json").write_text(json.dumps(meta, indent=2) + "\n")
-    written.append(out / "compare.json")
+    return [*written, out / "compare.json"]
+
+
+def write_outputs(plan: ComparePlan, results: list[RunResult], summary: pd.DataFrame,
+                  runs: pd.DataFrame, meta: dict[str, Any],
+                  echo: Callable[[str], None]) -> list[Path]:
+    """Write the CSVs, compare.json and (with matplotlib) the picture into ``plan.output``."""
+    out = plan.output
+    assert out is not None
+    written = write_tables(out, results, summary, runs, meta)
     try:
         from reclight.compare_plot import plot_curves
     except ImportError:
@@ -391,11 +418,20 @@ def compare_models(plan: ComparePlan, echo: Callable[[str], None] = print,
     """Run the plan; print and (with an output folder) write the results. Returns the summary."""
     progress = progress or (lambda line: print(line, file=sys.stderr))
     k = _eval_k(plan.flags)
-    results = []
+    results: list[RunResult] = []
     runs = plan.runs()
+
+    def meta() -> dict[str, Any]:
+        return {"models": plan.models, "folds": [f or "" for f in plan.folds],
+                "flags": plan.flags, "overrides": plan.overrides,
+                "data": next((r.data for r in results if r.data), ""), "machine": machine()}
+
     for index, (model, fold) in enumerate(runs, 1):
         result = run_one(plan, model, fold)
         results.append(result)
+        if plan.output is not None and index < len(runs):  # what is done survives a stop
+            table = runs_frame(results, k)
+            write_tables(plan.output, results, summary_frame(table, plan.models, k), table, meta())
         where = f" {fold}" if fold else ""
         if result.error:
             progress(f"[{index}/{len(runs)}] {model}{where}: failed: {result.error}")
@@ -407,10 +443,7 @@ def compare_models(plan: ComparePlan, echo: Callable[[str], None] = print,
     summary = summary_frame(runs_table, plan.models, k)
     echo(format_summary(summary, k))
     if plan.output is not None:
-        meta = {"models": plan.models, "folds": [f or "" for f in plan.folds],
-                "flags": plan.flags, "overrides": plan.overrides,
-                "data": next((r.data for r in results if r.data), ""), "machine": machine()}
-        paths = write_outputs(plan, results, summary, runs_table, meta, echo)
+        paths = write_outputs(plan, results, summary, runs_table, meta(), echo)
         echo(f"wrote {', '.join(p.name for p in paths)} to {plan.output}")
     return summary
 

@@ -215,3 +215,19 @@ def test_peak_memory_sees_a_large_allocation() -> None:
     if torch.cuda.is_available():
         pytest.skip("measured on the CPU")
     assert peak.megabytes > 50
+
+
+def test_overrides_may_run_a_slow_model_on_some_folds_only(tmp_path: Path, write: Any,
+                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    overrides = write("compare.yaml", "toy-mf:\n  folds: [kfold]\n")
+    out_dir = tmp_path / "cmp"
+    code, out, err = run(["--models", "toy,toy-mf", "--folds", "random,kfold", "--overrides",
+                          str(overrides), "--output", str(out_dir), *SMALL], capsys)
+    assert code == 0, err
+    runs = pd.read_csv(out_dir / "runs.csv")
+    assert runs[["model", "fold"]].values.tolist() == [["toy", "random"], ["toy", "kfold"],
+                                                      ["toy-mf", "kfold"]]
+    bad = write("bad.yaml", "toy-mf:\n  folds: u3\n")
+    code, _, err = run(["--models", "toy,toy-mf", "--folds", "random,kfold", "--overrides",
+                        str(bad), "--output", str(tmp_path / "other"), *SMALL], capsys)
+    assert_refused(code, err, tmp_path / "other", "must be some of --folds (random, kfold)", "u3")

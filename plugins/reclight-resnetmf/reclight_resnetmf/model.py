@@ -61,7 +61,10 @@ class TowerMF(MatrixFactorization):
     def parameter_groups(self) -> list[dict[str, Any]]:
         tables = [self.net.users.weight, self.net.items.weight]
         towers = [*self.net.user_tower.parameters(), *self.net.item_tower.parameters()]
-        return [{"params": tables}, {"params": towers, "weight_decay": self.hparams.tower_decay}]
+        tower_group = {"params": towers, "weight_decay": self.hparams.tower_decay}
+        if self.hparams.get("tower_lr") is not None:
+            tower_group["lr"] = self.hparams.tower_lr
+        return [{"params": tables}, tower_group]
 
 
 class MLPMF(TowerMF):
@@ -72,6 +75,9 @@ class MLPMF(TowerMF):
         dim: embedding size.
         hidden: output size of each tower (the length of the vectors in the dot product).
         tower_decay: Adam's L2 weight decay on the towers' parameters.
+        tower_lr: the towers' learning rate (None: ``lr``); the tables learn at ``lr``.
+        penalise_outputs: the L2 penalty ``reg`` acts on the towers' outputs, the vectors
+            in the dot product, instead of on the embeddings.
         biases: add the global mean and user/item biases to the dot product; False gives the
             plain dot product of the tutorials.
         reg, bias_reg, lr, optimizer, init_std, lr_schedule, lr_decay, frequency_exponent: as
@@ -81,7 +87,8 @@ class MLPMF(TowerMF):
     label: ClassVar[str] = "mlp-mf"
 
     def __init__(self, data: Data, dim: int = 64, hidden: int = 64, tower_decay: float = 0.0,
-                 biases: bool = True, penalise_outputs: bool = False, reg: float = 0.15,
+                 tower_lr: float | None = 0.01, biases: bool = True,
+                 penalise_outputs: bool = True, reg: float = 0.15,
                  bias_reg: float = 0.1, lr: float = 0.05,
                  optimizer: str = "adam", init_std: float = 0.1, lr_schedule: str = "constant",
                  lr_decay: float = 1.0, frequency_exponent: float = 0.5) -> None:
@@ -105,6 +112,9 @@ class ResNetMF(TowerMF):
         dropout: dropout probability inside each block (training only).
         blocks: residual blocks per tower.
         tower_decay: Adam's L2 weight decay on the towers' parameters.
+        tower_lr: the towers' learning rate (None: ``lr``); the tables learn at ``lr``.
+        penalise_outputs: the L2 penalty ``reg`` acts on the towers' outputs, the vectors
+            in the dot product, instead of on the embeddings.
         biases: add the global mean and user/item biases to the dot product.
         reg, bias_reg, lr, optimizer, init_std, lr_schedule, lr_decay, frequency_exponent: as
             for ``mf`` (``optimizer`` is "adam" or "sgd").
@@ -113,8 +123,8 @@ class ResNetMF(TowerMF):
     label: ClassVar[str] = "resnet-mf"
 
     def __init__(self, data: Data, dim: int = 64, hidden: int = 64, dropout: float = 0.5,
-                 blocks: int = 2, tower_decay: float = 0.0, biases: bool = True,
-                 penalise_outputs: bool = False, reg: float = 0.15, bias_reg: float = 0.1,
+                 blocks: int = 2, tower_decay: float = 0.0, tower_lr: float | None = 0.005,
+                 biases: bool = True, penalise_outputs: bool = True, reg: float = 0.15, bias_reg: float = 0.1,
                  lr: float = 0.05,
                  optimizer: str = "adam", init_std: float = 0.1, lr_schedule: str = "constant",
                  lr_decay: float = 1.0, frequency_exponent: float = 0.5) -> None:
