@@ -128,25 +128,31 @@ def recommend(ckpt: str, users: str, k: int, output: str | None, include_seen: b
 
 
 @cli.command(context_settings={"ignore_unknown_options": True})
-@click.option("--models", "names", required=True, help="comma-separated model names, e.g. mf,autorec")
-@click.option("--output", default=None, help="also write the table as CSV")
-@click.option("--overwrite", is_flag=True, help="replace --output if it exists")
+@click.option("--models", "names", default=None, help="comma-separated model names, e.g. mf,autorec")
+@click.option("--folds", default=None, help="splits to run each model on in turn, e.g. u1,u2,u3,u4,u5")
+@click.option("--overrides", default=None, help="YAML file: per-model settings, e.g. 'deeprec: "
+              "{trainer.max_epochs: 30}'")
+@click.option("--output", default=None, help="folder for results.csv, summary.csv, rmse_vs_time.png")
+@click.option("--overwrite", is_flag=True, help="replace the results in --output")
+@click.option("--replot", default=None, metavar="DIR", help="only redraw DIR/rmse_vs_time.png")
 @click.argument("flags", nargs=-1, type=click.UNPROCESSED)
-def compare(names: str, output: str | None, overwrite: bool, flags: tuple[str, ...]) -> None:
-    """Fit several models on the same data and print their test metrics side by side.
+def compare(names: str | None, folds: str | None, overrides: str | None, output: str | None,
+            overwrite: bool, replot: str | None, flags: tuple[str, ...]) -> None:
+    """Fit several models on the same data (and folds): learning curves, a summary, a picture.
 
-    Flags after the options (--data ..., --data.split ..., --trainer.max_epochs ...) apply to
-    every model.
+    Flags after the options (--data ..., --data.val_size ..., --trainer.max_epochs ...) apply
+    to every model. Everything is checked before the first model trains.
     """
-    from reclight.compare import compare_models
-    from reclight.tables import check_output, write_table
+    from reclight.compare import compare_models, plan_compare
+    from reclight.compare import replot as redraw
 
-    if output:
-        check_output(output, overwrite)
-    table = compare_models([n.strip() for n in names.split(",") if n.strip()], list(flags))
-    click.echo(table.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
-    if output:
-        write_table(table, output, overwrite)
+    if replot is not None:
+        redraw(replot, click.echo)
+        return
+    if not names:
+        raise click.UsageError("compare needs --models, e.g. --models mf,autorec")
+    plan = plan_compare(names, list(flags), folds, overrides, output, overwrite)
+    compare_models(plan, click.echo, lambda line: click.echo(line, err=True))
 
 
 @cli.command()

@@ -184,10 +184,12 @@ def _cli_class() -> type:
     class RecLightCLI(LightningCLI):
         """LightningCLI for one registered model (see the module docstring)."""
 
-        def __init__(self, model_cls: type, name: str, args: list[str], prog: str) -> None:
+        def __init__(self, model_cls: type, name: str, args: list[str], prog: str,
+                     callbacks: list[Any] | None = None) -> None:
             from reclight.data import RatingDataModule
 
             self.model_name = name
+            self.extra_callbacks = list(callbacks or [])
             super().__init__(
                 model_class=model_cls, datamodule_class=RatingDataModule, run=False, args=args,
                 save_config_kwargs={"overwrite": True},
@@ -225,6 +227,9 @@ def _cli_class() -> type:
             extra = trainer_overrides(config, self.model, self.model_name,
                                       self.datamodule.val is not None,
                                       verbose=bool(self.config.get("verbose")))
+            if self.extra_callbacks:  # given by the caller (compare's learning curves)
+                extra["callbacks"] = [*extra.get("callbacks", config.get("callbacks") or []),
+                                      *self.extra_callbacks]
             return super().instantiate_trainer(**{**extra, **kwargs})
 
     return RecLightCLI
@@ -234,10 +239,12 @@ def _training_data(datamodule: Any) -> Any:
     return datamodule.training_data
 
 
-def build_cli(model_cls: type, name: str, args: list[str], prog: str) -> Any:
-    """Parse ``args`` for ``model_cls``, seed, and build the DataModule, model and Trainer."""
+def build_cli(model_cls: type, name: str, args: list[str], prog: str,
+              callbacks: list[Any] | None = None) -> Any:
+    """Parse ``args`` for ``model_cls``, seed, and build the DataModule, model and Trainer
+    (with ``callbacks`` added to the Trainer's)."""
     with user_errors(prog):
-        return _cli_class()(model_cls, name, args, prog)
+        return _cli_class()(model_cls, name, args, prog, callbacks)
 
 
 def help_without_model(prog: str, names: list[str]) -> None:

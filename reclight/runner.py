@@ -83,15 +83,17 @@ def _record(trainer: Any, name: str, datamodule: Any, model: Any, metrics: dict[
     return record
 
 
-def run_fit(args: list[str], prog: str = "reclight fit", quiet: bool = False) -> dict[str, Any]:
-    """Train a model, test it when there is a test set, write metrics.json and config.yaml."""
+def run_fit(args: list[str], prog: str = "reclight fit", quiet: bool = False,
+            callbacks: list[Any] | None = None) -> dict[str, Any]:
+    """Train a model, test it when there is a test set, write metrics.json and config.yaml;
+    ``callbacks`` are added to the Trainer (``reclight compare`` records curves this way)."""
     from reclight.console import lightning_noise, wants_verbose
 
     with lightning_noise(wants_verbose(args)):
-        return _fit(args, prog, quiet)
+        return _fit(args, prog, quiet, callbacks)
 
 
-def _fit(args: list[str], prog: str, quiet: bool) -> dict[str, Any]:
+def _fit(args: list[str], prog: str, quiet: bool, callbacks: list[Any] | None) -> dict[str, Any]:
     args = expand_shorthands(args)
     name = model_name_from(args)
     registry = get_registry()
@@ -102,7 +104,7 @@ def _fit(args: list[str], prog: str, quiet: bool) -> dict[str, Any]:
         raise ConfigError("no model chosen; pass --model NAME with one of: "
                           f"{', '.join(registry.names()) or 'none installed'}")
     spec = registry.get(name)
-    cli = build_cli(spec.load(), spec.name, args, prog)
+    cli = build_cli(spec.load(), spec.name, args, prog, callbacks)
     model, datamodule, trainer = cli.model, cli.datamodule, cli.trainer
     if not quiet and trainer.is_global_zero:
         default = " (the embedded default; pass --data PATH or a built-in name for real data)" \

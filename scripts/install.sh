@@ -28,6 +28,6 @@ names=()
 for dir in "$root"/plugins/*/; do
   [ -f "$dir/pyproject.toml" ] && plugins+=(-e "$dir") && names+=("$(basename "$dir")")
 done
-step "installing reclight (Lightning, pandas, test tools) and ${#names[@]} plugins: ${names[*]}"
-"${pip[@]}" -e "$root[test,tensorboard]" "${plugins[@]}"
+step "installing reclight (Lightning, pandas, test tools, matplotlib) and ${#names[@]} plugins: ${names[*]}"
+"${pip[@]}" -e "$root[test,tensorboard,plot]" "${plugins[@]}"
 step "done: reclight installed in $venv ($("$venv/bin/reclight" --version))"

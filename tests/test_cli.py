@@ -353,24 +353,27 @@ def test_fit_help_lists_trainer_data_and_model_flags(capsys: pytest.CaptureFixtu
 
 
 def test_compare_follows_the_cut_off_asked_for(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    table = tmp_path / "table.csv"
-    code, out, err = run(["compare", "--models", "toy,toy-solver", "--output", str(table),
-                          "--trainer.default_root_dir", str(tmp_path), "--eval_k", "5", *SMALL],
-                         capsys)
+    out_dir = tmp_path / "cmp"
+    code, out, err = run(["compare", "--models", "toy,toy-solver", "--output", str(out_dir),
+                          "--eval_k", "5", *SMALL], capsys)
     assert code == 0, err
-    rows = pd.read_csv(table)
-    assert {"test_ndcg@5", "test_recall@5"} <= set(rows.columns)
-    assert rows[["test_rmse", "test_ndcg@5", "test_recall@5"]].notna().all().all()
+    rows = pd.read_csv(out_dir / "summary.csv")
+    assert "test_ndcg@5_mean" in rows.columns and "NDCG@5" in out
+    assert rows[["test_rmse_mean", "test_ndcg@5_mean"]].notna().all().all()
 
 
 def test_compare_prints_one_row_per_model(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    table = tmp_path / "table.csv"
-    code, out, err = run(["compare", "--models", "toy,toy", "--output", str(table),
-                          "--trainer.default_root_dir", str(tmp_path), *SMALL], capsys)
+    code, out, err = run(["compare", "--models", "toy,toy-solver", "--trainer.default_root_dir",
+                          str(tmp_path), *SMALL], capsys)
     assert code == 0, err
-    rows = pd.read_csv(table)
-    assert list(rows["model"]) == ["toy", "toy"] and rows["test_rmse"].notna().all()
-    assert "test_rmse" in out
+    rows = [line.split()[0] for line in out.splitlines()[1:]]
+    assert rows == ["toy", "toy-solver"] and "test RMSE" in out
+
+
+def test_compare_output_names_a_folder_now(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(["compare", "--models", "toy", "--output", str(tmp_path / "table.csv"),
+                        *SMALL], capsys)
+    assert_one_line_error(code, err, "names a folder now", "--output runs/compare")
 
 
 def test_datasets_lists_builtins(capsys: pytest.CaptureFixture[str]) -> None:

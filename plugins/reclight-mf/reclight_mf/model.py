@@ -69,6 +69,10 @@ class MatrixFactorization(RecModel):
     # A step is a few sparse products of about a millisecond: on 2 cores a u1 fit took 0.59 s
     # on one thread and 0.80 s on two (thread wake-ups cost more than they save).
     cpu_threads: ClassVar[int | None] = 1
+    # The name in error messages and the optimisers offered (subclasses with dense networks
+    # on top of the tables cannot use SparseAdam, which takes sparse gradients only).
+    label: ClassVar[str] = "mf"
+    optimizers: ClassVar[tuple[str, ...]] = OPTIMIZERS
 
     def __init__(self, data: TrainingData | Mapping[str, Any], dim: int = 64, reg: float = 0.15,
                  bias_reg: float = 0.1, lr: float = 0.05, optimizer: str = "adam",
@@ -76,8 +80,9 @@ class MatrixFactorization(RecModel):
                  frequency_exponent: float = 0.5, loss: str = "squared", num_negatives: int = 1,
                  negative_sampling: str = "uniform") -> None:
         super().__init__(data)
+        name = self.label
         if loss not in LOSSES:
-            raise ConfigError(f"unknown loss '{loss}' for mf; choose one of {', '.join(LOSSES)} "
+            raise ConfigError(f"unknown loss '{loss}' for {name}; choose one of {', '.join(LOSSES)} "
                               "(--model.loss)")
         if loss == "bpr":
             try:
@@ -90,29 +95,36 @@ class MatrixFactorization(RecModel):
             self.input_kind = "negative_pairs"  # type: ignore[misc]
             self.view_options = {"num_negatives": num_negatives,
                                  "negative_sampling": negative_sampling}
-        if optimizer not in OPTIMIZERS:
-            raise ConfigError(f"unknown optimizer '{optimizer}' for mf; choose one of "
-                              f"{', '.join(OPTIMIZERS)} (--model.optimizer)")
+        if optimizer not in self.optimizers:
+            raise ConfigError(f"unknown optimizer '{optimizer}' for {name}; choose one of "
+                              f"{', '.join(self.optimizers)} (--model.optimizer)")
         if lr_schedule not in LR_SCHEDULES:
-            raise ConfigError(f"unknown lr_schedule '{lr_schedule}' for mf; choose one of "
+            raise ConfigError(f"unknown lr_schedule '{lr_schedule}' for {name}; choose one of "
                               f"{', '.join(LR_SCHEDULES)} (--model.lr_schedule)")
         if dim < 1:
-            raise ConfigError(f"mf needs dim >= 1, got dim={dim} (--model.dim)")
+            raise ConfigError(f"{name} needs dim >= 1, got dim={dim} (--model.dim)")
         if reg < 0 or bias_reg < 0 or lr <= 0:
-            raise ConfigError(f"mf needs reg >= 0, bias_reg >= 0 and lr > 0; got reg={reg}, "
+            raise ConfigError(f"{name} needs reg >= 0, bias_reg >= 0 and lr > 0; got reg={reg}, "
                               f"bias_reg={bias_reg}, lr={lr}")
         if not 0 < lr_decay <= 1 or not 0 <= frequency_exponent <= 1:
-            raise ConfigError(f"mf needs 0 < lr_decay <= 1 and 0 <= frequency_exponent <= 1; got "
-                              f"lr_decay={lr_decay}, frequency_exponent={frequency_exponent}")
+            raise ConfigError(f"{name} needs 0 < lr_decay <= 1 and 0 <= frequency_exponent <= 1; "
+                              f"got lr_decay={lr_decay}, frequency_exponent={frequency_exponent}")
         self.save_hyperparameters()
-        self.net = BiasedMF(self.num_users, self.num_items, dim, init_std,
-                            sparse=optimizer != "adam")
+        self.net = self.build_network(dim, init_std, sparse=optimizer != "adam")
         # Per-row penalty weights n^(exponent - 1), derived from the training counts (which the
         # checkpoint's data holds, so they are not saved again).
         self.register_buffer("user_reg_weight", frequency_weights(
             self.data.user_counts, frequency_exponent), persistent=False)
         self.register_buffer("item_reg_weight", frequency_weights(
             self.data.item_counts, frequency_exponent), persistent=False)
+
+    def build_network(self, dim: int, init_std: float, sparse: bool) -> BiasedMF:
+        """The network; subclasses add towers (``self.hparams`` holds every argument)."""
+        return BiasedMF(self.num_users, self.num_items, dim, init_std, sparse=sparse)
+
+    def parameter_groups(self) -> list[dict[str, Any]]:
+        """Optimiser parameter groups; subclasses give their towers a weight decay."""
+        return [{"params": list(self.net.parameters())}]
 
     def training_loss(self, batch: dict[str, Tensor]) -> Tensor:
         if self.hparams.loss == "bpr":
@@ -146,15 +158,15 @@ class MatrixFactorization(RecModel):
 
     def configure_optimizers(self) -> Any:
         hp = self.hparams
-        params = list(self.net.parameters())
+        groups = self.parameter_groups()
         if hp.optimizer == "adam":
             # The fused kernel is one pass over the tables (about half the time of foreach).
-            fused = all(p.device.type in ("cpu", "cuda") for p in params)
-            opt: torch.optim.Optimizer = torch.optim.Adam(params, lr=hp.lr, fused=fused or None)
+            fused = all(p.device.type in ("cpu", "cuda") for g in groups for p in g["params"])
+            opt: torch.optim.Optimizer = torch.optim.Adam(groups, lr=hp.lr, fused=fused or None)
         elif hp.optimizer == "sparse_adam":
-            opt = torch.optim.SparseAdam(params, lr=hp.lr)
+            opt = torch.optim.SparseAdam(groups, lr=hp.lr)
         else:
-            opt = torch.optim.SGD(params, lr=hp.lr)
+            opt = torch.optim.SGD(groups, lr=hp.lr)
         epochs = self.trainer.max_epochs if self._trainer is not None else None
         if hp.lr_schedule == "cosine" and epochs and epochs > 0:
             # Stepped after every epoch by RecModel: epoch e trains at lr (1 + cos(pi e / E)) / 2.
