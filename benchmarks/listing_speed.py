@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -44,10 +45,17 @@ print(json.dumps([m for m in %r if m in sys.modules]))
 """ % (HEAVY,)
 
 
-def wall(command: list[str]) -> float:
-    start = time.perf_counter()
+def cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def wall(command: list[str]) -> tuple[float, float]:
+    """Wall and CPU seconds (user + system) of one run; CPU time barely grows when other
+    processes share the cores, wall time does."""
+    cpu, start = cpu_seconds(), time.perf_counter()
     subprocess.run(command, check=True, capture_output=True, env={**os.environ})
-    return time.perf_counter() - start
+    return time.perf_counter() - start, cpu_seconds() - cpu
 
 
 def main() -> None:
@@ -59,14 +67,20 @@ def main() -> None:
     print("plugins loaded: " + ", ".join(f"{p['name']} ({p['dist']} {p['version']}, {p['status']})"
                                          for p in plugins))
     times: dict[str, list[float]] = {name: [] for name in COMMANDS}
+    cpu: dict[str, list[float]] = {name: [] for name in COMMANDS}
     for _ in range(args.repeats):  # interleaved, so a busy machine slows all alike
         for name, command in COMMANDS.items():
-            times[name].append(wall(command))
+            seconds, used = wall(command)
+            times[name].append(seconds)
+            cpu[name].append(used)
     base = statistics.median(times["python -c pass"])
-    print(f"\n| command | median s | min s | minus interpreter start-up s |\n|---|---|---|---|")
+    print(f"load average at the end: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+    print("\n| command | median wall s | min wall s | wall minus interpreter start-up s | "
+          "median CPU s |\n|---|---|---|---|---|")
     for name, values in times.items():
         median = statistics.median(values)
-        print(f"| `{name}` | {median:.3f} | {min(values):.3f} | {median - base:.3f} |")
+        print(f"| `{name}` | {median:.3f} | {min(values):.3f} | {median - base:.3f} | "
+              f"{statistics.median(cpu[name]):.3f} |")
     print("\n| command | heavy modules imported |\n|---|---|")
     for argv in (["models"], ["plugins"], ["models", "--json"], ["plugins", "--json"]):
         done = subprocess.run([sys.executable, "-c", PROBE, *argv], check=True,

@@ -86,6 +86,13 @@ def test_example_plugin_installs_trains_to_its_readme_figure_and_passes_its_test
         ndcg = json.loads((run_dir / "metrics.json").read_text())["metrics"]["test_ndcg@10"]
         assert ndcg == pytest.approx(float(stated.group(1)), abs=5e-4)
 
+        similar = reclight("ease-similar", "--ckpt", json.loads(
+            (run_dir / "metrics.json").read_text())["checkpoint"], "--items", "50", "-k", "3")
+        assert similar.returncode == 0, similar.stderr
+        assert similar.stdout.splitlines()[0] == "item,rank,similar_item,weight"
+        assert [line.split(",")[:2] for line in similar.stdout.splitlines()[1:]] == [
+            ["50", "1"], ["50", "2"], ["50", "3"]]
+
         own_tests = subprocess.run([sys.executable, "-m", "pytest", "-q", "-x"], cwd=EXAMPLE,
                                    capture_output=True, text=True)
         assert own_tests.returncode == 0, own_tests.stdout[-3000:]

@@ -84,6 +84,16 @@ def test_bad_l2_is_a_one_line_config_error(l2: float) -> None:
         EASE(data, l2=l2)
 
 
+def test_a_solve_larger_than_the_memory_is_refused_in_one_line(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import reclight_ease.model
+
+    data = TestEASEContract().make_data().training_data  # builds an EASE itself: before the patch
+    monkeypatch.setattr(reclight_ease.model, "_available_bytes", lambda: 1000)
+    with pytest.raises(ConfigError, match=r"EASE on \d+ items needs about .* GiB .* available"):
+        EASE(data)
+
+
 def test_explicit_ratings_train_as_interactions() -> None:
     """Ratings are read as interactions: a 1-star and a 5-star rating weigh the same."""
     kit = TestEASEContract()
