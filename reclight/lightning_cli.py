@@ -115,8 +115,20 @@ def trainer_defaults_for(model_cls: type | None) -> dict[str, Any]:
 
 def add_run_arguments(parser: Any) -> None:
     """Arguments of every run besides the trainer, data and model groups."""
+    from jsonargparse import ActionYesNo
+
     parser.add_argument("--eval_k", type=str, default="10",
                         help="cut-offs of the top-N metrics, e.g. 10 or 5,10,20")
+    parser.add_argument("--ckpt_path", type=str | None, default=None,
+                        help="resume training from this checkpoint (Lightning's resume), or "
+                             "'last': the newest last.ckpt of this model under "
+                             "--trainer.default_root_dir")
+    parser.add_argument("--checkpoint_every", type=int, default=1,
+                        help="save last.ckpt (and the best validation epoch) every N epochs; "
+                             "a killed run loses at most N epochs")
+    parser.add_argument("--overwrite", action=ActionYesNo, default=False,
+                        help="replace config.yaml and metrics.json of an earlier run in the "
+                             "same run directory (with --trainer.logger false)")
 
 
 def make_loggers(root: str, name: str) -> list[Any]:
@@ -135,9 +147,10 @@ def make_loggers(root: str, name: str) -> list[Any]:
 
 
 def trainer_overrides(config: dict[str, Any], model: Any, name: str,
-                      has_validation: bool) -> dict[str, Any]:
+                      has_validation: bool, every: int = 1) -> dict[str, Any]:
     """What reclight adds to the parsed Trainer settings: default loggers, the model's strategy
-    and, with a validation set, a checkpoint of the best validation epoch besides the last."""
+    and a ``last.ckpt`` every ``every`` epochs (so a killed run can resume, losing at most
+    that many epochs), with a validation set also the best validation epoch."""
     from lightning.pytorch.callbacks import ModelCheckpoint
 
     from reclight.strategies import resolve_strategy
@@ -150,11 +163,70 @@ def trainer_overrides(config: dict[str, Any], model: Any, name: str,
     if strategy is not config.get("strategy"):
         extra["strategy"] = strategy
     callbacks = list(config.get("callbacks") or [])
-    if has_validation and config.get("enable_checkpointing") is not False and not any(
+    if every < 1:
+        raise ConfigError(f"--checkpoint_every {every}; it must be a number of epochs >= 1")
+    if config.get("enable_checkpointing") is not False and not any(
             isinstance(c, ModelCheckpoint) for c in callbacks):
-        extra["callbacks"] = [*callbacks, ModelCheckpoint(monitor=model.monitor,
-                                                          mode=model.monitor_mode, save_last=True)]
+        best = {"monitor": model.monitor, "mode": model.monitor_mode} if has_validation \
+            else {"save_top_k": 0}
+        extra["callbacks"] = [*callbacks, ModelCheckpoint(save_last=True, every_n_epochs=every,
+                                                          **best)]
     return extra
+
+
+def resolve_resume(ckpt_path: str | None, root: str, name: str, model_cls: type) -> str | None:
+    """The checkpoint ``--ckpt_path`` names: a file, or for ``last`` the newest ``last.ckpt``
+    of model ``name`` under ``root``; it must hold the same model class (ConfigError if not)."""
+    if not ckpt_path:
+        return None
+    if ckpt_path == "last":
+        found = [*Path(root).glob(f"{name}/version_*/checkpoints/last.ckpt"),
+                 *Path(root).glob("checkpoints/last.ckpt")]
+        if not found:
+            raise ConfigError(f"--ckpt_path last: no last.ckpt of model '{name}' under '{root}' "
+                              f"(looked in {root}/{name}/version_*/checkpoints/); pass the "
+                              "checkpoint's path or the --trainer.default_root_dir of that run")
+        path = max(found, key=lambda p: p.stat().st_mtime)
+    else:
+        path = Path(ckpt_path)
+    from reclight.checkpoints import read_checkpoint
+    from reclight.errors import CheckpointError
+
+    try:
+        info = read_checkpoint(path)["reclight"]
+    except CheckpointError as exc:
+        raise ConfigError(f"--ckpt_path: {exc}") from None
+    target = f"{model_cls.__module__}:{model_cls.__qualname__}"
+    if info.get("class") != target:
+        raise ConfigError(f"--ckpt_path '{path}' holds a {info.get('class')} model, not "
+                          f"'{name}' ({target}); resume with the --model of that run")
+    return str(path)
+
+
+def atomic_save_config_class() -> type:
+    """Lightning's SaveConfigCallback writing ``config.yaml`` atomically (reclight.files):
+    a run killed while saving leaves the old file or the new one, never half of one. Whether
+    an earlier run's file may be replaced is decided by the runner before training starts."""
+    from lightning.pytorch.cli import SaveConfigCallback
+
+    from reclight.files import write_atomic
+
+    class AtomicSaveConfig(SaveConfigCallback):
+        def __init__(self, parser: Any, config: Any, **kwargs: Any) -> None:
+            kwargs.update(save_to_log_dir=False, overwrite=True)
+            super().__init__(parser, config, **kwargs)
+
+        def setup(self, trainer: Any, pl_module: Any, stage: str) -> None:
+            # trainer.log_dir broadcasts under DDP: every rank must ask, rank 0 writes.
+            self._log_dir = Path(trainer.log_dir or trainer.default_root_dir)
+            super().setup(trainer, pl_module, stage)
+
+        def save_config(self, trainer: Any, pl_module: Any, stage: str) -> None:
+            self._log_dir.mkdir(parents=True, exist_ok=True)
+            text = self.parser.dump(self.config, skip_none=False)
+            write_atomic(self._log_dir / self.config_filename, text)
+
+    return AtomicSaveConfig
 
 
 def _cli_class() -> type:
@@ -169,6 +241,7 @@ def _cli_class() -> type:
             self.model_name = name
             super().__init__(
                 model_class=model_cls, datamodule_class=RatingDataModule, run=False, args=args,
+                save_config_callback=atomic_save_config_class(),
                 save_config_kwargs={"overwrite": True},
                 trainer_defaults=trainer_defaults_for(model_cls), seed_everything_default=0,
                 auto_configure_optimizers=False, load_from_checkpoint_support=False,
@@ -201,7 +274,8 @@ def _cli_class() -> type:
             self.model.set_eval_k(self.config.eval_k)
             config = dict(self._get(self.config_init, "trainer", default={}))
             extra = trainer_overrides(config, self.model, self.model_name,
-                                      self.datamodule.val is not None)
+                                      self.datamodule.val is not None,
+                                      int(self.config.checkpoint_every))
             return super().instantiate_trainer(**{**extra, **kwargs})
 
     return RecLightCLI
