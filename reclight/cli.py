@@ -19,7 +19,7 @@ from typing import Any
 import click
 
 from reclight import __version__
-from reclight.errors import RecLightError
+from reclight.errors import RecLightError, RunInterrupted
 from reclight.plugins import ENV_LOAD, GROUP, get_plugins
 from reclight.registry import get_registry
 
@@ -322,6 +322,9 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(130)
     except click.ClickException as exc:
         click.echo(f"reclight: error: {exc.format_message()}", err=True)
+        sys.exit(exc.exit_code)
+    except RunInterrupted as exc:
+        click.echo(f"reclight: {exc}", err=True)
         sys.exit(exc.exit_code)
     except RecLightError as exc:
         click.echo(f"reclight: error: {exc}", err=True)

@@ -34,3 +34,12 @@ class ConfigError(RecLightError):
 class PluginError(RecLightError):
     """A plugin that cannot be used as given: its model class fails to import or is no class,
     or its plugin name is already taken."""
+
+
+class RunInterrupted(RecLightError):
+    """A fit stopped by Ctrl-C or SIGTERM before it finished; the message says where the last
+    checkpoint is and how to resume. ``exit_code`` is 130 (SIGINT) or 143 (SIGTERM)."""
+
+    def __init__(self, message: str, exit_code: int) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code

@@ -125,6 +125,16 @@ def add_run_arguments(parser: Any) -> None:
     parser.add_argument("--eval_users", type=int | None, default=None,
                         help="rank a seeded sample of this many test users instead of all "
                              "(the sample size is recorded in metrics.json)")
+    parser.add_argument("--ckpt_path", type=str | None, default=None,
+                        help="resume training from this checkpoint (Lightning's resume), or "
+                             "'last': the newest last.ckpt of this model under "
+                             "--trainer.default_root_dir")
+    parser.add_argument("--checkpoint_every", type=int, default=1,
+                        help="save last.ckpt (and the best validation epoch) every N epochs; "
+                             "a killed run loses at most N epochs")
+    parser.add_argument("--overwrite", action=ActionYesNo, default=False,
+                        help="replace config.yaml and metrics.json of an earlier run in the "
+                             "same run directory (with --trainer.logger false)")
 
 
 def make_loggers(root: str, name: str) -> list[Any]:
@@ -143,11 +153,13 @@ def make_loggers(root: str, name: str) -> list[Any]:
 
 
 def trainer_overrides(config: dict[str, Any], model: Any, name: str,
-                      has_validation: bool, verbose: bool = False) -> dict[str, Any]:
+                      has_validation: bool, verbose: bool = False,
+                      every: int = 1) -> dict[str, Any]:
     """What reclight adds to the parsed Trainer settings: default loggers, the model's strategy,
-    a checkpoint of the last epoch (``last.ckpt``; with a validation set also of the best
-    validation epoch), no model summary unless ``verbose``, and one line per epoch instead of
-    a progress bar when stdout is not a terminal."""
+    a ``last.ckpt`` every ``every`` epochs (so a killed run can resume, losing at most that
+    many epochs; with a validation set also the best validation epoch), no model summary
+    unless ``verbose``, and one line per epoch instead of a progress bar when stdout is not
+    a terminal."""
     from lightning.pytorch.callbacks import ModelCheckpoint, ProgressBar
 
     from reclight.console import stdout_is_terminal
@@ -162,12 +174,14 @@ def trainer_overrides(config: dict[str, Any], model: Any, name: str,
     if strategy is not config.get("strategy"):
         extra["strategy"] = strategy
     callbacks = list(config.get("callbacks") or [])
+    if every < 1:
+        raise ConfigError(f"--checkpoint_every {every}; it must be a number of epochs >= 1")
     added = []
     if config.get("enable_checkpointing") is not False and not any(
             isinstance(c, ModelCheckpoint) for c in callbacks):
-        added.append(ModelCheckpoint(monitor=model.monitor, mode=model.monitor_mode,
-                                     save_last=True) if has_validation
-                     else ModelCheckpoint(save_top_k=0, save_last=True))
+        best = {"monitor": model.monitor, "mode": model.monitor_mode} if has_validation \
+            else {"save_top_k": 0}
+        added.append(ModelCheckpoint(save_last=True, every_n_epochs=every, **best))
     if config.get("enable_progress_bar") is not False and not stdout_is_terminal() and not any(
             isinstance(c, ProgressBar) for c in callbacks):
         added.append(EpochLines())
@@ -176,6 +190,61 @@ def trainer_overrides(config: dict[str, Any], model: Any, name: str,
     if not verbose and config.get("enable_model_summary") is None:
         extra["enable_model_summary"] = False
     return extra
+
+
+def resolve_resume(ckpt_path: str | None, root: str, name: str, model_cls: type) -> str | None:
+    """The checkpoint ``--ckpt_path`` names: a file, or for ``last`` the newest ``last.ckpt``
+    of model ``name`` under ``root``; it must hold the same model class (ConfigError if not)."""
+    if not ckpt_path:
+        return None
+    if ckpt_path == "last":
+        found = [*Path(root).glob(f"{name}/version_*/checkpoints/last.ckpt"),
+                 *Path(root).glob("checkpoints/last.ckpt")]
+        if not found:
+            raise ConfigError(f"--ckpt_path last: no last.ckpt of model '{name}' under '{root}' "
+                              f"(looked in {root}/{name}/version_*/checkpoints/); pass the "
+                              "checkpoint's path or the --trainer.default_root_dir of that run")
+        path = max(found, key=lambda p: p.stat().st_mtime)
+    else:
+        path = Path(ckpt_path)
+    from reclight.checkpoints import read_checkpoint
+    from reclight.errors import CheckpointError
+
+    try:
+        info = read_checkpoint(path)["reclight"]
+    except CheckpointError as exc:
+        raise ConfigError(f"--ckpt_path: {exc}") from None
+    target = f"{model_cls.__module__}:{model_cls.__qualname__}"
+    if info.get("class") != target:
+        raise ConfigError(f"--ckpt_path '{path}' holds a {info.get('class')} model, not "
+                          f"'{name}' ({target}); resume with the --model of that run")
+    return str(path)
+
+
+def atomic_save_config_class() -> type:
+    """Lightning's SaveConfigCallback writing ``config.yaml`` atomically (reclight.files):
+    a run killed while saving leaves the old file or the new one, never half of one. Whether
+    an earlier run's file may be replaced is decided by the runner before training starts."""
+    from lightning.pytorch.cli import SaveConfigCallback
+
+    from reclight.files import write_atomic
+
+    class AtomicSaveConfig(SaveConfigCallback):
+        def __init__(self, parser: Any, config: Any, **kwargs: Any) -> None:
+            kwargs.update(save_to_log_dir=False, overwrite=True)
+            super().__init__(parser, config, **kwargs)
+
+        def setup(self, trainer: Any, pl_module: Any, stage: str) -> None:
+            # trainer.log_dir broadcasts under DDP: every rank must ask, rank 0 writes.
+            self._log_dir = Path(trainer.log_dir or trainer.default_root_dir)
+            super().setup(trainer, pl_module, stage)
+
+        def save_config(self, trainer: Any, pl_module: Any, stage: str) -> None:
+            self._log_dir.mkdir(parents=True, exist_ok=True)
+            text = self.parser.dump(self.config, skip_none=False)
+            write_atomic(self._log_dir / self.config_filename, text)
+
+    return AtomicSaveConfig
 
 
 def _cli_class() -> type:
@@ -192,6 +261,7 @@ def _cli_class() -> type:
             self.extra_callbacks = list(callbacks or [])
             super().__init__(
                 model_class=model_cls, datamodule_class=RatingDataModule, run=False, args=args,
+                save_config_callback=atomic_save_config_class(),
                 save_config_kwargs={"overwrite": True},
                 trainer_defaults=trainer_defaults_for(model_cls), seed_everything_default=0,
                 auto_configure_optimizers=False, load_from_checkpoint_support=False,
@@ -226,7 +296,8 @@ def _cli_class() -> type:
             config = dict(self._get(self.config_init, "trainer", default={}))
             extra = trainer_overrides(config, self.model, self.model_name,
                                       self.datamodule.val is not None,
-                                      verbose=bool(self.config.get("verbose")))
+                                      verbose=bool(self.config.get("verbose")),
+                                      every=int(self.config.checkpoint_every))
             if self.extra_callbacks:  # given by the caller (compare's learning curves)
                 extra["callbacks"] = [*extra.get("callbacks", config.get("callbacks") or []),
                                       *self.extra_callbacks]

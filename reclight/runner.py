@@ -10,19 +10,25 @@ the same record: ``metrics.json`` and a summary, written by rank 0 only.
 from __future__ import annotations
 
 import json
+import logging
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from reclight.errors import ConfigError, DataError
+from reclight.errors import ConfigError, DataError, RunInterrupted
+from reclight.files import write_atomic
 from reclight.lightning_cli import (
     PARSER_KWARGS,
     add_run_arguments,
+    atomic_save_config_class,
     build_cli,
     expand_shorthands,
     help_without_model,
     model_name_from,
+    resolve_resume,
     trainer_defaults_for,
     trainer_overrides,
     user_errors,
@@ -70,7 +76,7 @@ def _record(trainer: Any, name: str, datamodule: Any, model: Any, metrics: dict[
         return record
     if any(k.startswith("test_") for k in metrics):
         record["baseline"] = baseline_metrics(model, datamodule)
-    (run_dir / "metrics.json").write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
+    write_atomic(run_dir / "metrics.json", json.dumps(record, indent=2, sort_keys=True) + "\n")
     if not quiet:
         unseen = int(metrics.get("test_unseen", 0))
         if unseen:
@@ -81,6 +87,63 @@ def _record(trainer: Any, name: str, datamodule: Any, model: Any, metrics: dict[
         print(summary(name, model.feedback, metrics, record["baseline"], model.evaluation.ks,
                       run_dir, checkpoint, users), flush=True)
     return record
+
+
+RUN_FILES = ("config.yaml", "metrics.json")
+
+
+def check_run_dir(trainer: Any, overwrite: bool) -> None:
+    """Refuse, before any work, to write over an earlier run's record (a fixed run directory,
+    as with ``--trainer.logger false``) unless ``--overwrite`` is given."""
+    run_dir = Path(trainer.log_dir or trainer.default_root_dir)
+    earlier = [name for name in RUN_FILES if (run_dir / name).exists()]
+    if earlier and not overwrite:
+        raise ConfigError(f"'{run_dir}' already holds an earlier run's {' and '.join(earlier)}; "
+                          "pass --overwrite to replace them or choose another "
+                          "--trainer.default_root_dir")
+
+
+class _DropLightningInterruptNotice(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "Detected KeyboardInterrupt" not in record.getMessage()
+
+
+def _resume_hint(trainer: Any, config: Any, args: list[str]) -> tuple[str, str]:
+    """(the newest checkpoint of this run or "none yet", the command that resumes it)."""
+    callback = trainer.checkpoint_callback
+    last = getattr(callback, "last_model_path", "") if callback is not None else ""
+    saved = Path(trainer.log_dir or trainer.default_root_dir) / "config.yaml"
+    if last and saved.is_file():
+        command = f"reclight fit --config {saved} --ckpt_path {last}"
+    else:
+        kept = [a for a in args if a != "--ckpt_path"]
+        command = "reclight fit " + " ".join(kept) + (f" --ckpt_path {last}" if last else "")
+    return last or "none yet (no epoch finished)", command
+
+
+@contextmanager
+def interrupts(trainer: Any, config: Any, args: list[str], resume: str | None) -> Iterator[None]:
+    """Turn Ctrl-C (Lightning exits 1 after its own notice) and SIGTERM (Lightning stops the
+    loop and returns as if done) into one :class:`RunInterrupted` line naming the last
+    checkpoint and the resume command."""
+    notice = _DropLightningInterruptNotice()
+    logger = logging.getLogger("lightning.pytorch.utilities.rank_zero")
+    logger.addFilter(notice)
+    try:
+        yield
+    except (KeyboardInterrupt, SystemExit) as exc:
+        if isinstance(exc, SystemExit) and not trainer.interrupted:
+            raise
+        last, command = _resume_hint(trainer, config, args)
+        raise RunInterrupted(f"interrupted (Ctrl-C) at epoch {trainer.current_epoch}; last "
+                             f"checkpoint: {last}; resume with: {command}", 130) from None
+    finally:
+        logger.removeFilter(notice)
+    if trainer.received_sigterm:
+        last, command = _resume_hint(trainer, config, args)
+        raise RunInterrupted(f"stopped by SIGTERM at epoch {trainer.current_epoch}, before the "
+                             f"run finished (not tested, no metrics.json); last checkpoint: "
+                             f"{last}; resume with: {command}", 143)
 
 
 def run_fit(args: list[str], prog: str = "reclight fit", quiet: bool = False,
@@ -106,13 +169,18 @@ def _fit(args: list[str], prog: str, quiet: bool, callbacks: list[Any] | None) -
     spec = registry.get(name)
     cli = build_cli(spec.load(), spec.name, args, prog, callbacks)
     model, datamodule, trainer = cli.model, cli.datamodule, cli.trainer
+    check_run_dir(trainer, bool(cli.config.overwrite))
     if not quiet and trainer.is_global_zero:
         default = " (the embedded default; pass --data PATH or a built-in name for real data)" \
             if cli.config.data.source == "synthetic" else ""
         print(f"data: {datamodule.describe()}{default}", file=sys.stderr)
+    resume = resolve_resume(cli.config.ckpt_path, str(trainer.default_root_dir), spec.name,
+                            type(model))
+    if resume and not quiet and trainer.is_global_zero:
+        print(f"resuming from {resume}", file=sys.stderr)
     start = time.perf_counter()
-    with user_errors(prog):
-        trainer.fit(model, datamodule=datamodule)
+    with user_errors(prog), interrupts(trainer, cli.config, args, resume):
+        trainer.fit(model, datamodule=datamodule, ckpt_path=resume, weights_only=True)
     metrics: dict[str, Any] = _scalars(trainer.callback_metrics)
     metrics["fit_seconds"] = time.perf_counter() - start
     if datamodule.test is not None and len(datamodule.test) > 0:
@@ -135,7 +203,7 @@ def _test_checkpoint(ckpt_path: str, args: list[str], prog: str) -> dict[str, An
     import lightning as L
     from jsonargparse import ActionConfigFile
     from lightning.pytorch.callbacks import ModelCheckpoint
-    from lightning.pytorch.cli import LightningArgumentParser, SaveConfigCallback
+    from lightning.pytorch.cli import LightningArgumentParser
 
     from reclight.checkpoints import load_model, read_checkpoint
     from reclight.data import RatingDataModule
@@ -172,9 +240,10 @@ def _test_checkpoint(ckpt_path: str, args: list[str], prog: str) -> dict[str, An
                                             verbose=bool(cfg.get("verbose"))))
     trainer_config["callbacks"] = [c for c in (trainer_config.get("callbacks") or [])
                                    if not isinstance(c, ModelCheckpoint)]
-    trainer_config["callbacks"].append(SaveConfigCallback(parser, cfg, overwrite=True))
+    trainer_config["callbacks"].append(atomic_save_config_class()(parser, cfg))
     with user_errors(prog):
         trainer = L.Trainer(**trainer_config)
+    check_run_dir(trainer, bool(cfg.overwrite))
     metrics: dict[str, Any] = {}
     _test(trainer, model, datamodule, metrics, prog)
     return _record(trainer, name, datamodule, model, metrics, str(ckpt_path), quiet=False)

@@ -6,41 +6,22 @@ temporary file and renamed, and an existing file is never replaced without ``ove
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import pandas as pd
 
 from reclight.errors import ConfigError, DataError
+from reclight.files import check_output, write_atomic
+
+__all__ = ["check_output", "parse_user_list", "read_pairs", "write_table"]
 
 USER_NAMES = {"user", "userid", "user_id", "users"}
 ITEM_NAMES = {"item", "itemid", "item_id", "movieid", "movie_id", "items"}
 
 
-def check_output(path: str | Path, overwrite: bool) -> Path:
-    """Refuse to replace an existing file unless told to; do it before any work is done."""
-    path = Path(path)
-    if path.exists() and not overwrite:
-        raise ConfigError(f"output file '{path}' already exists; pass --overwrite to replace it "
-                          "or choose another --output path")
-    if path.parent and not path.parent.exists():
-        raise ConfigError(f"output folder '{path.parent}' does not exist; create it first")
-    return path
-
-
 def write_table(frame: pd.DataFrame, path: str | Path, overwrite: bool) -> Path:
-    """Write a CSV atomically (temporary file in the same folder, then rename)."""
-    path = check_output(path, overwrite)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent or ".")
-    try:
-        with os.fdopen(fd, "w", newline="") as handle:
-            frame.to_csv(handle, index=False)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
+    """Write a CSV atomically (see :func:`reclight.files.write_atomic`)."""
+    return write_atomic(path, lambda handle: frame.to_csv(handle, index=False), overwrite)
 
 
 def read_pairs(path: str | Path) -> pd.DataFrame:
