@@ -56,7 +56,8 @@ class RatingDataModule(L.LightningDataModule):
                  rating_range: tuple[float, float] | None = None, duplicates: str = "last",
                  min_user_ratings: int = 0, synthetic_ratings: int = 100_000,
                  synthetic_users: int | None = None, synthetic_items: int | None = None,
-                 synthetic_rank: int = 8, synthetic_noise: float = 0.5) -> None:
+                 synthetic_rank: int = 8, synthetic_noise: float = 0.5,
+                 synthetic_step: float = 1.0) -> None:
         """Load, clean, map and split the ratings now.
 
         Args:
@@ -93,6 +94,8 @@ class RatingDataModule(L.LightningDataModule):
             synthetic_items: items of the synthetic data (default synthetic_ratings / 100).
             synthetic_rank: rank of the synthetic low-rank structure.
             synthetic_noise: standard deviation of the synthetic rating noise.
+            synthetic_step: resolution of the synthetic ratings: multiples of it from it to 5
+                (1: stars 1..5; 0.5: half stars 0.5..5).
         """
         super().__init__()
         if isinstance(source, Path):
@@ -117,7 +120,7 @@ class RatingDataModule(L.LightningDataModule):
                                time_cut=time_cut, seed=seed)
         src = resolve_source(source, columns=columns, sep=sep, synthetic=SyntheticSpec(
             num_ratings=synthetic_ratings, num_users=synthetic_users, num_items=synthetic_items,
-            rank=synthetic_rank, noise=synthetic_noise, seed=seed))
+            rank=synthetic_rank, noise=synthetic_noise, seed=seed, step=synthetic_step))
         table = src.load(split)
         data = prepare(table.frame, options, is_test=table.is_test, rating_range=rating_range,
                        duplicates=duplicates, min_user_ratings=min_user_ratings,
