@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 
 from reclight.data import RatingDataModule, make_synthetic
+from reclight.errors import DataError
 
 
 @pytest.fixture(scope="module")
@@ -91,3 +92,17 @@ def test_one_million_distinct_ratings_in_stars() -> None:
     assert users.astype(int).min() >= 1 and users.astype(int).max() <= 20_000  # default_sizes
     assert items.astype(int).min() >= 1 and items.astype(int).max() <= 10_000
     assert set(np.unique(df["rating"])) == {1.0, 2.0, 3.0, 4.0, 5.0}
+
+
+def test_half_star_step() -> None:
+    df = make_synthetic(5000, num_users=100, num_items=200, seed=3, step=0.5)
+    stars = sorted(df["rating"].unique())
+    assert stars[0] == 0.5 and stars[-1] == 5.0 and np.allclose(np.array(stars) * 2 % 1, 0)
+    assert (df["rating"] * 2 % 2 == 1).mean() > 0.3  # half stars are common, not an edge case
+    pd.testing.assert_frame_equal(make_synthetic(5000, num_users=100, num_items=200, seed=3),
+                                  make_synthetic(5000, num_users=100, num_items=200, seed=3, step=1.0))
+    dm = RatingDataModule("synthetic", synthetic_ratings=4000, synthetic_users=200,
+                          synthetic_items=100, synthetic_step=0.5)
+    assert dm.rating_range == (0.5, 5.0)
+    with pytest.raises(DataError, match="synthetic_step=0.3"):
+        make_synthetic(1000, step=0.3)

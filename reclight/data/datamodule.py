@@ -59,7 +59,8 @@ class RatingDataModule(L.LightningDataModule):
                  min_user_ratings: int = 0, synthetic_ratings: int = 100_000,
                  synthetic_users: int | None = None, synthetic_items: int | None = None,
                  synthetic_rank: int = 8, synthetic_noise: float = 0.5,
-                 implicit_threshold: float | None = None) -> None:
+                 implicit_threshold: float | None = None,
+                 synthetic_step: float = 1.0) -> None:
         """Load, clean, map and split the ratings now.
 
         Args:
@@ -103,6 +104,8 @@ class RatingDataModule(L.LightningDataModule):
                 default) or those at or above this value, in training and held-out parts
                 alike; users left without interactions are skipped and counted in
                 ``describe()``. Models keep seeing the kept rows' ratings.
+            synthetic_step: resolution of the synthetic ratings: multiples of it from it to 5
+                (1: stars 1..5; 0.5: half stars 0.5..5).
         """
         super().__init__()
         if isinstance(source, Path):
@@ -134,7 +137,8 @@ class RatingDataModule(L.LightningDataModule):
         else:
             src = resolve_source(source, columns=columns, sep=sep, synthetic=SyntheticSpec(
                 num_ratings=synthetic_ratings, num_users=synthetic_users,
-                num_items=synthetic_items, rank=synthetic_rank, noise=synthetic_noise, seed=seed))
+                num_items=synthetic_items, rank=synthetic_rank, noise=synthetic_noise, seed=seed,
+                step=synthetic_step))
         self.split_name = split
         self.rank, self.world_size = 0, 1
         options = SplitOptions(split=split, test_size=test_size, val_size=val_size,

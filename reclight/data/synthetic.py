@@ -2,7 +2,8 @@
 
 Ratings follow the biased matrix-factorisation model (Koren, Bell and Volinsky, "Matrix
 Factorization Techniques for Recommender Systems", IEEE Computer 2009):
-``r = mu + b_u + b_i + p_u . q_i + noise``, rounded and clipped to the stars 1..5. Users and
+``r = mu + b_u + b_i + p_u . q_i + noise``, rounded and clipped to the stars 1..5 (or, with
+``step``, to multiples of ``step`` from ``step`` to 5: 0.5 gives MovieLens' half stars 0.5..5). Users and
 items are drawn with power-law (Zipf-like) popularity, as in real rating logs. Everything is
 vectorised numpy in int32/float32, so 25 million ratings take seconds.
 """
@@ -94,8 +95,9 @@ def _distinct_pairs(rng: np.random.Generator, num_ratings: int, num_users: int,
 
 
 def _score(rng: np.random.Generator, users: np.ndarray, items: np.ndarray, num_users: int,
-           num_items: int, rank: int, noise: float) -> np.ndarray:
-    """Integer stars 1..5 (float32) from the biased low-rank model plus Gaussian noise."""
+           num_items: int, rank: int, noise: float, step: float = 1.0) -> np.ndarray:
+    """Stars ``step, 2 step, ..., 5`` (float32; integers 1..5 for step 1) from the biased
+    low-rank model plus Gaussian noise."""
     b_u = rng.normal(0.0, USER_BIAS_STD, num_users).astype(np.float32)
     b_i = rng.normal(0.0, ITEM_BIAS_STD, num_items).astype(np.float32)
     # Entries with std s give dot products with std sqrt(rank) * s**2 = INTERACTION_STD.
@@ -109,12 +111,12 @@ def _score(rng: np.random.Generator, users: np.ndarray, items: np.ndarray, num_u
         if rank:
             r += np.einsum("ij,ij->i", p[u], q[i])
         out[start:start + CHUNK] = r
-    return np.clip(np.rint(out), 1.0, 5.0)
+    return np.clip(np.rint(out / step) * step, step, 5.0).astype(np.float32)
 
 
 def make_synthetic(num_ratings: int = 100_000, num_users: int | None = None,
                    num_items: int | None = None, rank: int = 8, noise: float = 0.5,
-                   seed: int = 0) -> pd.DataFrame:
+                   seed: int = 0, step: float = 1.0) -> pd.DataFrame:
     """Generate a seeded synthetic rating log.
 
     Args:
@@ -125,6 +127,8 @@ def make_synthetic(num_ratings: int = 100_000, num_users: int | None = None,
         rank: rank of the latent user/item factors (0 = biases only).
         noise: standard deviation of the Gaussian noise added before rounding.
         seed: seed of the generator; the same arguments give the same data.
+        step: rating resolution: ratings are multiples of ``step`` from ``step`` to 5 (1: the
+            stars 1..5; 0.5: half stars 0.5..5).
 
     Returns:
         Columns ``user``/``item`` (str ids "1", "2", ...), ``rating`` (float32 integer stars
@@ -135,6 +139,9 @@ def make_synthetic(num_ratings: int = 100_000, num_users: int | None = None,
         raise DataError(f"synthetic_ratings={num_ratings} must be >= 1")
     if rank < 0 or noise < 0:
         raise DataError(f"synthetic_rank={rank} and synthetic_noise={noise} must be >= 0")
+    if not 0 < step <= 1 or abs(5.0 / step - round(5.0 / step)) > 1e-9:
+        raise DataError(f"synthetic_step={step} must divide 5 and lie in (0, 1], e.g. 1 (stars "
+                        "1..5) or 0.5 (half stars 0.5..5)")
     d_users, d_items = default_sizes(num_ratings)
     num_users = d_users if num_users is None else int(num_users)
     num_items = d_items if num_items is None else int(num_items)
@@ -147,7 +154,7 @@ def make_synthetic(num_ratings: int = 100_000, num_users: int | None = None,
             "synthetic_users/synthetic_items")
     rng = np.random.default_rng(seed)
     users, items = _distinct_pairs(rng, num_ratings, num_users, num_items)
-    ratings = _score(rng, users, items, num_users, num_items, rank, noise)
+    ratings = _score(rng, users, items, num_users, num_items, rank, noise, step)
     step = TIME_SPAN / num_ratings
     timestamps = (START_TIME + np.arange(num_ratings) * step).astype(np.int64)
     timestamps += rng.integers(0, max(int(step * 20), 1), num_ratings)
@@ -170,8 +177,9 @@ class SyntheticSpec:
     rank: int = 8
     noise: float = 0.5
     seed: int = 0
+    step: float = 1.0
 
     def generate(self) -> pd.DataFrame:
         """The rating log these arguments describe."""
         return make_synthetic(self.num_ratings, self.num_users, self.num_items, self.rank,
-                              self.noise, self.seed)
+                              self.noise, self.seed, self.step)
