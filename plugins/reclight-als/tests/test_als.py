@@ -1,0 +1,182 @@
+"""ALS: the shared contract for both variants, exact solutions on tiny data, bad inputs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from reclight.data import RatingDataModule
+from reclight.data.ratings import Ratings
+from reclight.data.training import TrainingData
+from reclight.data.views import MatrixBatches
+from reclight.errors import ConfigError
+from reclight.model import RecModel
+from reclight.testing import RecModelContract, heldout_ndcg, heldout_rmse, low_rank_ratings, quiet_trainer
+from reclight_als.model import AlternatingLeastSquares
+from reclight_als.solvers import plan_buckets, solve_explicit, solve_implicit
+
+
+class _SmallRank:
+    """The kit's degenerate data sets have a single user or item, and a rank above
+    min(users, items) is refused (tested below): the contract's rank is capped to the data."""
+
+    def make_model(self, dm: RatingDataModule, **overrides: Any) -> RecModel:
+        kwargs = {**self.model_kwargs, **overrides}  # type: ignore[attr-defined]
+        kwargs["rank"] = min(kwargs.get("rank", 8), dm.num_users, dm.num_items)
+        torch.manual_seed(0)
+        return AlternatingLeastSquares(dm.training_data, **kwargs)
+
+
+class TestExplicitALSContract(_SmallRank, RecModelContract):
+    model_name = "als"
+    model_kwargs = {"rank": 4, "reg": 0.05}
+    fit_epochs = 10
+
+
+class TestImplicitALSContract(_SmallRank, RecModelContract):
+    model_name = "als"
+    model_kwargs = {"rank": 4, "implicit": True, "reg": 1.0, "alpha": 5.0}
+    fit_epochs = 10
+
+
+class TestImplicitCGContract(_SmallRank, RecModelContract):
+    model_name = "als"
+    model_kwargs = {"rank": 4, "implicit": True, "reg": 1.0, "alpha": 5.0, "cg_steps": 3}
+    fit_epochs = 10
+
+
+def full_matrix(values: np.ndarray) -> RatingDataModule:
+    users, items = np.nonzero(np.ones_like(values))
+    return RatingDataModule(pd.DataFrame({"user": users.astype(str), "item": items.astype(str),
+                                          "rating": values[users, items]}), split="none")
+
+
+def fit(model: AlternatingLeastSquares, dm: RatingDataModule, epochs: int) -> None:
+    quiet_trainer(max_epochs=epochs).fit(model, datamodule=dm)
+
+
+# ---- known exact solutions ----------------------------------------------------------------------
+def test_a_fully_observed_rank_one_matrix_with_biases_is_recovered_exactly() -> None:
+    """R = mu + b_u + b_i + p_u q_i with no regularisation is a least-squares fit of zero error
+    that rank-1 ALS with biases reaches."""
+    rng = np.random.default_rng(0)
+    p, q = rng.uniform(0.5, 1.5, 7), rng.uniform(0.5, 1.5, 5)
+    values = 3.0 + rng.normal(0, 0.3, 7)[:, None] + rng.normal(0, 0.3, 5)[None, :] + np.outer(p, q)
+    dm = full_matrix(values.astype("float32"))
+    model = AlternatingLeastSquares(dm.training_data, rank=1, reg=0.0, bias_reg=0.0)
+    fit(model, dm, 60)
+    assert heldout_rmse(model, dm.train) < 1e-3
+
+
+def test_one_user_half_sweep_is_the_weighted_ridge_solution() -> None:
+    """Each user's [p_u, b_u] is (Y^T Y + reg n_u D)^-1 Y^T (r - mu - b_i), solved per user by
+    numpy, with D = diag(1, .., 1, bias_reg / reg)."""
+    frame = low_rank_ratings(30, 20, density=0.4, seed=3)
+    dm = RatingDataModule(frame, split="none")
+    data = dm.training_data
+    k, reg, bias_reg = 3, 0.2, 0.05
+    gen = torch.Generator().manual_seed(1)
+    q, b_i = torch.randn(data.num_items, k, generator=gen), torch.randn(data.num_items, generator=gen)
+    out = torch.zeros(data.num_users, k + 1)
+    buckets = plan_buckets(data.matrix, torch.arange(data.num_users), k + 1)
+    solve_explicit(buckets, q, b_i, data.global_mean, reg, bias_reg, out)
+    dense, mask = data.matrix.dense(torch.arange(data.num_users))
+    y = np.hstack([q.double().numpy(), np.ones((data.num_items, 1))])
+    for u in range(data.num_users):
+        seen = mask[u].numpy()
+        yu = y[seen]
+        target = dense[u].double().numpy()[seen] - data.global_mean - b_i.double().numpy()[seen]
+        penalty = np.diag([reg] * k + [bias_reg]) * seen.sum()
+        expected = np.linalg.solve(yu.T @ yu + penalty, yu.T @ target)
+        np.testing.assert_allclose(out[u].numpy(), expected, rtol=1e-3, atol=1e-4)
+
+
+def test_implicit_half_sweep_is_the_hkv_solution_and_cg_converges_to_it() -> None:
+    """x_u = (Y^T C_u Y + reg I)^-1 Y^T C_u p_u over all items, computed densely per user,
+    equals the Gram-trick solve; enough CG steps reach it too."""
+    frame = low_rank_ratings(25, 18, density=0.3, seed=5)
+    data = RatingDataModule(frame, split="none").training_data
+    k, alpha, reg = 4, 2.0, 0.3
+    y = torch.randn(data.num_items, k, generator=torch.Generator().manual_seed(2))
+    buckets = plan_buckets(data.matrix, torch.arange(data.num_users), k)
+    exact = solve_implicit(buckets, y, alpha, reg, torch.zeros(data.num_users, k))
+    cg = solve_implicit(buckets, y, alpha, reg, torch.zeros(data.num_users, k), cg_steps=12)
+    dense, mask = data.matrix.dense(torch.arange(data.num_users))
+    yd = y.double().numpy()
+    for u in range(data.num_users):
+        c = 1.0 + alpha * dense[u].double().numpy()
+        pref = mask[u].double().numpy()
+        expected = np.linalg.solve(yd.T @ (c[:, None] * yd) + reg * np.eye(k), yd.T @ (c * pref))
+        np.testing.assert_allclose(exact[u].numpy(), expected, rtol=1e-3, atol=1e-4)
+    torch.testing.assert_close(cg, exact, rtol=1e-3, atol=1e-4)
+
+
+def test_rows_without_ratings_get_zero_factors_not_nan() -> None:
+    """A TrainingData whose id maps hold a user and an item without training ratings."""
+    frame = low_rank_ratings(12, 10, density=0.5)
+    dm = RatingDataModule(frame, split="none")
+    data = dm.training_data
+    keep = (data.matrix.row_ids() != 0) & (data.matrix.indices != 0)
+    users, items, ratings = (t[keep] for t in data.matrix.to_coo())
+    sparse = TrainingData.from_ratings(Ratings(users, items, ratings), data.user_map,
+                                       data.item_map, data.rating_range)
+    for kwargs in ({}, {"implicit": True}, {"implicit": True, "cg_steps": 2}, {"biases": False}):
+        model = AlternatingLeastSquares(sparse, rank=3, **kwargs)
+        batch = next(iter(MatrixBatches(sparse)))
+        model.solve_step(batch, 0)
+        model.solve_step(batch, 0)
+        for name, tensor in model.state_dict().items():
+            assert torch.isfinite(tensor).all(), (kwargs, name)
+        assert model.user_factors[0].abs().sum() == 0 and model.item_factors[0].abs().sum() == 0
+        assert model.user_bias[0] == 0 and model.item_bias[0] == 0
+        assert torch.isfinite(model.score_items(torch.arange(sparse.num_users))).all()
+
+
+def test_weighted_lambda_and_biases_beat_the_baseline_on_low_rank_data() -> None:
+    dm = RatingDataModule(low_rank_ratings(80, 60, density=0.5), split="random", test_size=0.2)
+    model = AlternatingLeastSquares(dm.training_data, rank=4, reg=0.05)
+    fit(model, dm, 10)
+    baseline = torch.sqrt(torch.mean((dm.test.ratings - dm.global_mean) ** 2)).item()
+    assert heldout_rmse(model, dm.test) < 0.6 * baseline
+
+
+def test_cg_ranks_about_as_well_as_the_exact_solve() -> None:
+    dm = RatingDataModule(low_rank_ratings(80, 60, density=0.5, implicit=True), split="random",
+                          test_size=0.2)
+    scores = {}
+    for steps in (0, 3):
+        model = AlternatingLeastSquares(dm.training_data, rank=4, implicit=True, alpha=5.0,
+                                        reg=0.1, cg_steps=steps)
+        fit(model, dm, 10)
+        scores[steps] = heldout_ndcg(model, dm)
+    assert scores[3] == pytest.approx(scores[0], abs=0.03)
+
+
+def test_one_epoch_is_one_sweep_and_bytes_are_logged() -> None:
+    dm = RatingDataModule(low_rank_ratings(), split="none")
+    model = AlternatingLeastSquares(dm.training_data, rank=2)
+    trainer = quiet_trainer(max_epochs=3)
+    trainer.fit(model, datamodule=dm)
+    assert trainer.global_step == 3 and model.sweep_bytes == [0, 0, 0]  # one process: no traffic
+    assert "sweep_bytes" in trainer.callback_metrics
+
+
+# ---- bad input ----------------------------------------------------------------------------------
+@pytest.mark.parametrize("kwargs, fragment", [
+    ({"rank": 0}, r"rank=0 must be between 1 and min\(users, items\) = 30"),
+    ({"rank": -2}, r"rank=-2 must be between 1"),
+    ({"rank": 31}, r"rank=31 must be between 1 and min\(users, items\) = 30 \(40 users, 30 items\)"),
+    ({"reg": -0.1}, r"reg >= 0 and bias_reg >= 0, got reg=-0.1"),
+    ({"bias_reg": -1.0}, r"bias_reg=-1.0"),
+    ({"alpha": 0.0}, r"alpha > 0 .* got alpha=0.0"),
+    ({"alpha": -3.0, "implicit": True}, r"got alpha=-3.0"),
+])
+def test_bad_hyper_parameters_are_one_line_errors(kwargs: dict, fragment: str) -> None:
+    dm = RatingDataModule(low_rank_ratings(40, 30), split="none")
+    with pytest.raises(ConfigError, match=fragment) as info:
+        AlternatingLeastSquares(dm.training_data, **{"rank": 4, **kwargs})
+    assert "\n" not in str(info.value)
