@@ -1,6 +1,6 @@
 """ALS (``als``) beside the libraries that ship it, in the same run; ratios, not bare seconds.
 
-Sub-commands (each prints a markdown table; ``--write`` appends nothing, copy what you keep):
+Sub-commands (each prints a markdown table):
 
     python benchmarks/als.py tune      # defaults: validation carves of u1.base..u5.base
     python benchmarks/als.py folds     # u1..u5 test RMSE and fit time vs LensKit BiasedMF

@@ -31,8 +31,8 @@ from reclight_als.solvers import Bucket, plan_buckets, solve_explicit, solve_imp
 # Defaults per variant, chosen on validation carves of MovieLens 100K u1.base..u5.base (see the
 # plugin README and benchmarks/als.py --tune); None in the signature picks these.
 DEFAULTS = {
-    "explicit": {"rank": 32, "reg": 0.1, "bias_reg": 0.1},
-    "implicit": {"rank": 64, "reg": 10.0, "bias_reg": 0.0},
+    "explicit": {"rank": 128, "reg": 0.11, "bias_reg": 0.1},
+    "implicit": {"rank": 64, "reg": 50.0, "bias_reg": 0.0},
 }
 
 
@@ -43,10 +43,10 @@ class AlternatingLeastSquares(RecModel):
 
     Args:
         data: the training data (filled in by the CLI).
-        rank: number of latent factors (None: 32 explicit, 64 implicit); 1..min(users, items).
+        rank: number of latent factors (None: 128 explicit, 64 implicit); 1..min(users, items).
         reg: factor regularisation, >= 0. Explicit: the penalty per rating of a row
             (weighted-lambda: a row with n ratings pays ``reg * n``). Implicit: the paper's
-            lambda. None: 0.1 explicit, 10 implicit.
+            lambda. None: 0.11 explicit, 50 implicit.
         bias_reg: explicit bias penalty per rating of a row (weighted like ``reg``), >= 0.
             None: 0.1. Unused without biases and by implicit ALS.
         biases: explicit only: learn user and item biases (solved jointly with the factors).
@@ -62,11 +62,11 @@ class AlternatingLeastSquares(RecModel):
 
     input_kind: ClassVar[str] = "matrix"
     training_kind: ClassVar[str] = "solver"
-    trainer_defaults: ClassVar[dict[str, Any]] = {"max_epochs": 15}
+    trainer_defaults: ClassVar[dict[str, Any]] = {"max_epochs": 5}
 
     def __init__(self, data: TrainingData | Mapping[str, Any], rank: int | None = None,
                  reg: float | None = None, bias_reg: float | None = None, biases: bool = True,
-                 implicit: bool = False, alpha: float = 1.0, cg_steps: int = 0,
+                 implicit: bool = False, alpha: float = 2.0, cg_steps: int = 0,
                  init_std: float = 0.1, seed: int = 0) -> None:
         super().__init__(data)
         self.save_hyperparameters()
