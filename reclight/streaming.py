@@ -31,6 +31,9 @@ FORMATS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
 
 def output_format(path: str | Path) -> str:
     """"csv" or "parquet" from the file name's extension; ConfigError otherwise."""
+    if Path(path).is_dir():  # said first: a folder is the real problem, not its extension
+        raise ConfigError(f"--output '{path}' is a folder; give a file name, e.g. "
+                          f"{Path(path) / 'recs.csv'}")
     suffix = Path(path).suffix.lower()
     if suffix not in FORMATS:
         raise ConfigError(f"cannot tell the format of --output '{path}' from its extension "
