@@ -6,27 +6,11 @@ MovieLens 100K may not be copied into the repository (GroupLens licence): tests 
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture(scope="session")
-def ml100k_dir() -> Path:
-    """The MovieLens 100K folder (u.data, u1.base, ...); skipped (failed on CI) if absent."""
-    home = os.environ.get("RECLIGHT_DATA")
-    folder = Path(home) / "ml-100k" if home else REPO.parent / "shared/data/ml-100k"
-    if not (folder / "u.data").is_file():
-        message = (f"MovieLens 100K not found at {folder}; set RECLIGHT_DATA to a folder "
-                   "holding ml-100k/")
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
-    return folder
 
 
 @pytest.fixture
