@@ -56,7 +56,7 @@ class RatingDataModule(L.LightningDataModule):
                  batch_size: int = 1024, eval_batch_size: int = 65536,
                  columns: str | None = None, sep: str | None = None,
                  rating_range: tuple[float, float] | None = None, duplicates: str = "last",
-                 min_user_ratings: int = 0, synthetic_ratings: int = 100_000,
+                 min_user_ratings: int = 0, synthetic_ratings: int = 20_000,
                  synthetic_users: int | None = None, synthetic_items: int | None = None,
                  synthetic_rank: int = 8, synthetic_noise: float = 0.5,
                  implicit_threshold: float | None = None,

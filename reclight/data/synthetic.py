@@ -114,7 +114,7 @@ def _score(rng: np.random.Generator, users: np.ndarray, items: np.ndarray, num_u
     return np.clip(np.rint(out / step) * step, step, 5.0).astype(np.float32)
 
 
-def make_synthetic(num_ratings: int = 100_000, num_users: int | None = None,
+def make_synthetic(num_ratings: int = 20_000, num_users: int | None = None,
                    num_items: int | None = None, rank: int = 8, noise: float = 0.5,
                    seed: int = 0, step: float = 1.0) -> pd.DataFrame:
     """Generate a seeded synthetic rating log.
@@ -171,7 +171,7 @@ class SyntheticSpec:
     """The arguments of :func:`make_synthetic`, held by the ``synthetic`` source until it
     loads (so resolving the source costs nothing and bad sizes fail where the data is made)."""
 
-    num_ratings: int = 100_000
+    num_ratings: int = 20_000
     num_users: int | None = None
     num_items: int | None = None
     rank: int = 8
