@@ -210,7 +210,7 @@ def test_synthetic_is_a_source_that_generates_its_table() -> None:
     table = src.load("kfold")
     assert table.known_unique and table.is_test is None  # distinct pairs, no fold files
     pd.testing.assert_frame_equal(table.frame, make_synthetic(2000, seed=4))
-    assert resolve_source("synthetic").label == "synthetic (100000 ratings)"  # the default spec
+    assert resolve_source("synthetic").label == "synthetic (20000 ratings)"  # the default spec
 
 
 def test_sources_read_nothing_before_load(write) -> None:
