@@ -15,6 +15,10 @@ class DataError(RecLightError):
     """A ratings source, split or data option that cannot be used."""
 
 
+class DataWarning(UserWarning):
+    """Data that load but look wrong (ids spelled two ways); printed as one warning line."""
+
+
 class UnknownModelError(RecLightError):
     """A model name that no installed plugin registers."""
 

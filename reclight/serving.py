@@ -10,6 +10,7 @@ import pandas as pd
 import torch
 
 from reclight.checkpoints import load_model
+from reclight.data.schema import normalise_id
 from reclight.tables import read_pairs
 
 CHUNK = 65536
@@ -39,7 +40,9 @@ def predict_pairs(ckpt: str | Path, input_path: str | Path) -> tuple[pd.DataFram
 def recommend_users(ckpt: str | Path, users: list[str], k: int,
                     exclude_seen: bool = True) -> tuple[pd.DataFrame, list[str]]:
     """Top-k (user, rank, item, score) rows; users unseen in training get the fallback ranking
-    and are returned by id."""
+    and are returned by id. Ids are normalised as training normalises them and each user is
+    ranked once (``["1", "1 ", "2"]`` gives the rows of 1 and of 2)."""
+    users = unique_ids(users)
     model = load_model(ckpt)
     index = torch.as_tensor(model.user_map.to_index(users))
     top, scores = model.recommend(index, k, exclude_seen=exclude_seen)
@@ -56,6 +59,12 @@ def recommend_users(ckpt: str | Path, users: list[str], k: int,
     rows = rows[finite.reshape(-1).numpy()].reset_index(drop=True)
     rows.attrs["score"] = score_meaning(model)  # for the command to say what the column is
     return rows, [u for u, i in zip(users, index.tolist()) if i < 0]
+
+
+def unique_ids(users: list[str]) -> list[str]:
+    """Raw user ids normalised (see :func:`reclight.data.schema.normalise_id`), each once, in
+    the order given."""
+    return list(dict.fromkeys(normalise_id(str(u)) for u in users))
 
 
 def score_meaning(model: Any) -> str:
@@ -80,7 +89,7 @@ def recommend_to_file(ckpt: str | Path, users: list[str] | None, k: int, output:
         index = torch.arange(model.num_users)
         unknown: list[str] = []
     else:
-        raw = users
+        raw = users = unique_ids(users)
         index = torch.as_tensor(model.user_map.to_index(users))
         unknown = [u for u, i in zip(users, index.tolist()) if i < 0]
     writer = TopKWriter(output)

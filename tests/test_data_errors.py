@@ -315,3 +315,89 @@ def test_duplicate_interactions_error_policy(write) -> None:
     path = write("plays.csv", "1,2\n3,4\n1,2\n")
     _raises(r"1 duplicate ratings: the pair \(user '1', item '2'\) is rated 2 times",
             RatingDataModule, str(path), duplicates="error", split="none")
+
+
+# ---- hostile bytes: compression, long lines, overflow, NUL ----------------------------------
+def test_broken_compressed_files_say_so(tmp_path) -> None:
+    import gzip
+    import io
+
+    gz = tmp_path / "ratings.csv.gz"
+    gz.write_bytes(gzip.compress(b"1,2,3\n" * 1000)[:-40])
+    _raises(r"ratings\.csv\.gz' is gzip-compressed but cannot be decompressed", read_ratings, gz)
+    empty = tmp_path / "e.gz"
+    empty.write_bytes(gzip.compress(b"\n\n"))
+    _raises(r"gzip-compressed and holds no ratings", read_ratings, empty)
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("a.csv", "1,2,3\n")
+        archive.writestr("b.csv", "1,2,3\n")
+    two = tmp_path / "two.zip"
+    two.write_bytes(buffer.getvalue())
+    _raises(r"zip archive of 2 files \(a\.csv, b\.csv\).*exactly one", read_ratings, two)
+    zst = tmp_path / "r.csv.zst"
+    zst.write_bytes(b"\x28\xb5\x2f\xfd" + b"\0" * 20)
+    _raises(r"zstd-compressed.*zstd -d", read_ratings, zst)
+
+
+def test_one_huge_line_is_not_called_empty(tmp_path, monkeypatch) -> None:
+    # The same case as a 200 MB file of one line, at a twentieth of the limit it trips.
+    from reclight.data import readers
+
+    monkeypatch.setattr(readers, "MAX_LINE_BYTES", 1 << 20)
+    path = tmp_path / "ratings.csv"
+    path.write_bytes(b"1,2,3," * ((2 << 20) // 6))
+    _raises(r"has no line break in its first 1 MiB.*one rating per line", read_ratings, path)
+    # A long first line below the limit is read, and its real problem named.
+    path.write_bytes(b"1,2," + b"4" * 200_000 + b"\n2,3,4\n")
+    _raises(r"ratings\.csv line 1: rating 4e\+199999|line 1: rating '4444", read_ratings, path)
+
+
+@pytest.mark.parametrize("value", ["1e39", "-1e39", "1e308", "3.5e38"])
+def test_ratings_beyond_float32_are_rejected(write, value) -> None:
+    _raises(r"r\.csv line 2: rating .* beyond the float32 range", read_ratings,
+            write("r.csv", f"1,1,4\n2,1,{value}\n"))
+    frame = pd.DataFrame({"user": [1, 2], "item": [1, 1], "rating": [4.0, float(value)]})
+    _raises(r"DataFrame row 1: rating .* beyond the float32 range", resolve_source, frame)
+
+
+@pytest.mark.parametrize("value", ["1e39", "1e308", "-9.3e18"])
+def test_timestamps_beyond_int64_are_rejected(write, value) -> None:
+    _raises(r"t\.csv line 3: timestamp .* beyond the int64 range", read_ratings,
+            write("t.csv", f"1,1,4,10\n2,1,3,20\n3,1,2,{value}\n"))
+
+
+def test_nul_bytes_in_ids_are_rejected(tmp_path) -> None:
+    path = tmp_path / "n.csv"
+    path.write_bytes(b"1,10,4\n\x00,10,3\n")
+    _raises(r"n\.csv line 2: user id '\\x00' holds a NUL byte", read_ratings, path)
+    path.write_bytes(b"1,10,4\n2,1\x000,3\n")
+    _raises(r"n\.csv line 2: item id '1\\x000' holds a NUL byte", read_ratings, path)
+    frame = pd.DataFrame({"user": ["a", "b\x00"], "item": ["1", "2"], "rating": [1.0, 2.0]})
+    _raises(r"DataFrame row 1: user id .* NUL byte", resolve_source, frame)
+
+
+def test_blank_id_after_stripping_is_missing(write) -> None:
+    _raises(r"line 2: user id is missing", read_ratings, write("b.csv", "1,1,3\n  ,2,3\n"))
+
+
+def test_parquet_without_pyarrow_names_the_extra(tmp_path, monkeypatch) -> None:
+    # pyarrow is a dependency; an environment that lost it gets one line naming the fix.
+    # (pandas itself imports pyarrow once loaded, so the missing engine is simulated where
+    # pandas reports it.)
+    def no_engine(*args, **kwargs):
+        raise ImportError("Unable to find a usable engine; tried using: 'pyarrow', 'fastparquet'")
+
+    monkeypatch.setattr(pd, "read_parquet", no_engine)
+    path = tmp_path / "r.parquet"
+    path.write_bytes(b"PAR1" + b"\0" * 32 + b"PAR1")
+    _raises(r"Parquet file 'r\.parquet' needs pyarrow.*pip install 'reclight\[parquet\]'",
+            read_ratings, path)
+
+
+def test_pyarrow_is_a_dependency_of_a_plain_install() -> None:
+    import tomllib
+    from pathlib import Path
+
+    project = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())["project"]
+    assert any(dep.replace(" ", "").startswith("pyarrow") for dep in project["dependencies"])

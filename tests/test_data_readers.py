@@ -229,3 +229,65 @@ def test_fold_split_loads_base_then_test_rows(ml100k_dir) -> None:
     assert table.is_test.tolist() == [False] * len(base) + [True] * len(test)
     pd.testing.assert_frame_equal(table.frame, pd.concat([base, test], ignore_index=True))
     assert table.label == str(ml100k_dir / "u.data") and not table.known_unique
+
+
+# ---- compressed and re-encoded files (read by their first bytes, as pandas reads them) --------
+RATINGS_CSV = b"userId,movieId,rating,timestamp\n1,10,4.0,100\n2,20,3.5,200\n"
+
+
+def _compressed(kind: str, data: bytes) -> bytes:
+    import bz2
+    import gzip
+    import io
+    import lzma
+    import zipfile
+
+    if kind == "zip":
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(buffer, "w") as archive:
+            archive.writestr("ratings.csv", data)
+        return buffer.getvalue()
+    return {"gz": gzip.compress, "bz2": bz2.compress, "xz": lzma.compress}[kind](data)
+
+
+@pytest.mark.parametrize("kind", ["gz", "bz2", "xz", "zip"])
+def test_compressed_ratings_read_as_pandas_reads_them(tmp_path, kind) -> None:
+    path = tmp_path / f"ratings.csv.{kind}"
+    path.write_bytes(_compressed(kind, RATINGS_CSV))
+    df = read_ratings(path)
+    _check_schema(df)
+    expected = pd.read_csv(path, dtype={"userId": str, "movieId": str})  # pandas' own reading
+    assert df["user"].tolist() == expected["userId"].tolist()
+    assert df["rating"].tolist() == expected["rating"].astype("float32").tolist()
+    misnamed = tmp_path / f"ratings-{kind}.csv"  # a suffix that hides the compression
+    misnamed.write_bytes(path.read_bytes())
+    assert read_ratings(misnamed).equals(df)
+
+
+def test_compressed_movielens_file_keeps_its_format(tmp_path) -> None:
+    import gzip
+
+    path = tmp_path / "u.data.gz"
+    path.write_bytes(gzip.compress(b"1\t2\t3\t4\n5\t6\t1\t8\n"))
+    df = read_ratings(path)
+    assert df["item"].tolist() == ["2", "6"] and df["timestamp"].tolist() == [4, 8]
+
+
+def test_utf16_text_is_read(tmp_path) -> None:
+    path = tmp_path / "excel.txt"
+    path.write_bytes("user\titem\trating\nzoë\t1\t4\n".encode("utf-16"))
+    assert read_ratings(path)["user"].tolist() == ["zoë"]
+
+
+def test_parquet_is_recognised_by_content(tmp_path) -> None:
+    pytest.importorskip("pyarrow")
+    path = tmp_path / "ratings.bin"
+    pd.DataFrame({"user": ["1"], "item": ["2"], "rating": [3.0]}).to_parquet(path)
+    assert read_ratings(path)["item"].tolist() == ["2"]
+
+
+def test_ids_with_spaces_around_are_one_id(write) -> None:
+    df = read_ratings(write("s.csv", "1 ,10,4\n 1,\t10 ,3\n1,11,2\n"))
+    assert df["user"].tolist() == ["1", "1", "1"] and df["item"].tolist() == ["10", "10", "11"]
+    frame = read_ratings(write("q.csv", '" 7 ",x,1\n'))  # quotes keep no spaces either
+    assert frame["user"].tolist() == ["7"]

@@ -9,6 +9,7 @@ Users and items are factorised once for the whole table; later steps work on int
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -18,8 +19,9 @@ import torch
 
 from reclight.data.idmap import IdMap
 from reclight.data.ratings import Ratings
+from reclight.data.schema import same_number_ids
 from reclight.data.splits import split_positions
-from reclight.errors import DataError
+from reclight.errors import DataError, DataWarning
 
 DUPLICATE_POLICIES = ("last", "error")
 
@@ -71,6 +73,24 @@ def check_rating_range(ratings: np.ndarray, rating_range: tuple[float, float] | 
                         f"{hi:g}); the first is {float(ratings[first]):g} (rating #{first + 1}); "
                         "fix the data or widen rating_range")
     return lo, hi
+
+
+def warn_same_number_ids(user_uniques: np.ndarray, item_uniques: np.ndarray,
+                         label: str) -> None:
+    """One counted :class:`DataWarning` per id column where distinct ids spell the same number.
+
+    The policy: ids are text and compared exactly ("007" is not "7", see
+    :mod:`reclight.data.schema`), so "1" and "1.0" stay two users; but a file that writes one
+    id two ways is almost always an export mistake, so it is said, with the count and an
+    example, instead of passing silently.
+    """
+    for role, uniques in (("user", user_uniques), ("item", item_uniques)):
+        count, pair = same_number_ids(uniques)
+        if count:
+            warnings.warn(f"{count} {role} ids of {label} spell a number that another id spells "
+                          f"differently (e.g. '{pair[0]}' and '{pair[1]}'); ids are compared as "
+                          f"text, so they count as different {role}s; write each id one way if "
+                          "they are the same", DataWarning, stacklevel=3)
 
 
 def check_policy(policy: str) -> None:
@@ -136,6 +156,8 @@ def prepare(frame: pd.DataFrame, options: SplitOptions, *, is_test: np.ndarray |
     rating_range = check_rating_range(ratings, rating_range, label)
     user_codes, user_uniques = pd.factorize(frame["user"])
     item_codes, item_uniques = pd.factorize(frame["item"])
+    if not known_unique:
+        warn_same_number_ids(user_uniques, item_uniques, label)
     columns = {"rating": ratings}
     if "timestamp" in frame:
         columns["timestamp"] = frame["timestamp"].to_numpy(dtype=np.int64)

@@ -10,7 +10,15 @@ headerless columns. Three or more headerless columns always mean user, item, rat
 timestamp], so a non-numeric third column is a bad rating, not an implicit log.
 
 Ids are strings everywhere so that raw ids round-trip identically from a file through a
-checkpoint to a predictions CSV ("007" stays "007", 42 becomes "42").
+checkpoint to a predictions CSV ("007" stays "007", 42 becomes "42"). Surrounding spaces and
+tabs are not part of an id: :func:`normalise_ids` strips them wherever ids enter (ratings
+files, DataFrames, ``predict``'s pairs, ``recommend --users``, :class:`IdMap` lookups), so
+"1 " in a training file and "1" on the command line are one user. An id holding a NUL byte is
+rejected (it is binary data, not an id). Ids that are one number written two ways ("1" and
+"1.0") stay two ids, with a counted warning (:func:`same_number_ids`).
+
+Ratings are float32 and timestamps int64: a rating beyond float32 (3.4e38) or a timestamp
+beyond int64 is rejected with its line, never stored as infinity or a wrapped number.
 """
 
 from __future__ import annotations
@@ -35,6 +43,11 @@ KNOWN_NAMES = {
 
 Label = str | int
 Locate = Callable[[int], str]
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+INT64_LIMIT = 2.0 ** 63  # float64 timestamps at or beyond it do not fit int64
+# Stripped around ids: ASCII whitespace only, one fixed set, so that pandas (pyarrow) and
+# Python's str.strip agree exactly (Python's bare strip() also removes \x1c-\x1f and more).
+ID_SPACE = " \t\r\n\v\f"
 
 
 def canonical(name: object) -> str:
@@ -61,10 +74,43 @@ def ids_to_str(values: pd.Series | np.ndarray | Sequence[object]) -> pd.Series:
         if len(finite) and bool((finite == np.floor(finite)).all()):
             series = series.astype("Int64")
     if isinstance(series.dtype, pd.StringDtype) or series.dtype == "str":
-        return series.reset_index(drop=True)
+        return normalise_ids(series.reset_index(drop=True))
     out = series.astype("str")
     # astype(str) turns missing values into NaN of the str dtype, which checks below report.
-    return out.reset_index(drop=True)
+    return normalise_ids(out.reset_index(drop=True))
+
+
+def normalise_id(raw: str) -> str:
+    """One raw id as every reader stores it: without surrounding spaces and tabs."""
+    return raw.strip(ID_SPACE)
+
+
+def normalise_ids(ids: pd.Series) -> pd.Series:
+    """A str Series of ids without surrounding spaces and tabs (see :func:`normalise_id`)."""
+    return ids.str.strip(ID_SPACE)
+
+
+def has_nul(ids: pd.Series) -> bool:
+    """Whether any id holds a NUL byte."""
+    return bool(ids.str.contains("\x00", regex=False).fillna(False).any())
+
+
+def same_number_ids(uniques: np.ndarray | pd.Series) -> tuple[int, tuple[str, str] | None]:
+    """How many of the distinct ids ``uniques`` spell a number that another id spells
+    differently ("1" and "1.0", "7" and "07"), and one such pair for a message."""
+    ids = pd.Series(np.asarray(uniques, dtype=object)).astype("str")
+    numbers = pd.to_numeric(ids, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+    finite = np.isfinite(numbers)
+    if finite.sum() < 2:
+        return 0, None
+    values = pd.Series(numbers[finite])
+    repeated = values.duplicated(keep=False).to_numpy()
+    if not repeated.any():
+        return 0, None
+    spelled = ids[finite].to_numpy()[repeated]
+    first = values[repeated].iloc[0]
+    pair = spelled[(values[repeated] == first).to_numpy()][:2]
+    return int(repeated.sum()), (str(pair[0]), str(pair[1]))
 
 
 def parse_columns(spec: str | None) -> dict[str, Label]:
@@ -177,11 +223,22 @@ def standardize(raw: pd.DataFrame, roles: dict[str, int], locate: Locate) -> pd.
         bad = out[role].isna() | (out[role] == "")
         if bool(bad.any()):
             raise DataError(f"{locate(_first(bad))}: {role} id is missing; fix or remove the line")
+        if has_nul(out[role]):
+            i = _first(out[role].str.contains("\x00", regex=False).fillna(False))
+            shown = _clip(out[role].iloc[i])
+            raise DataError(f"{locate(i)}: {role} id '{shown}' holds a NUL byte (binary data, "
+                            "not text); fix or remove the line, or re-export the file as text")
     if "rating" in roles:
         out["rating"] = _ratings(raw.iloc[:, roles["rating"]], locate)
     if "timestamp" in roles:
         out["timestamp"] = _timestamps(raw.iloc[:, roles["timestamp"]], locate)
     return out
+
+
+def _clip(value: object, width: int = 40) -> str:
+    """A value for a one-line message: control characters visible, long values shortened."""
+    text = str(value).encode("unicode_escape").decode("ascii")
+    return text if len(text) <= width else text[:width - 3] + "..."
 
 
 def _first(mask: pd.Series | np.ndarray) -> int:
@@ -198,7 +255,7 @@ def _ratings(col: pd.Series, locate: Locate) -> np.ndarray:
             i = _first(bad)
             raise DataError(f"{locate(i)}: rating is missing or not finite ({values[i]}); "
                             "fix or remove the line")
-        return values.astype(np.float32)
+        return _float32(values, locate)
     text = col.astype("str")
     values = pd.to_numeric(text, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
     bad = ~np.isfinite(values)
@@ -207,7 +264,20 @@ def _ratings(col: pd.Series, locate: Locate) -> np.ndarray:
         value = text.iloc[i]
         if pd.isna(value) or not str(value).strip():
             raise DataError(f"{locate(i)}: rating is missing; fix or remove the line")
-        raise DataError(f"{locate(i)}: rating '{value}' is not a number; fix or remove the line")
+        raise DataError(f"{locate(i)}: rating '{_clip(value)}' is not a number; fix or remove "
+                        "the line")
+    return _float32(values, locate)
+
+
+def _float32(values: np.ndarray, locate: Locate) -> np.ndarray:
+    """float64 ratings as float32, rejecting any that float32 cannot hold (they would become
+    infinity and make every loss infinite)."""
+    huge = np.abs(values) > FLOAT32_MAX
+    if huge.any():
+        i = _first(huge)
+        raise DataError(f"{locate(i)}: rating {values[i]:g} is beyond the float32 range "
+                        f"(|rating| <= {FLOAT32_MAX:.3g}) that models train in; fix or remove "
+                        "the line")
     return values.astype(np.float32)
 
 
@@ -230,8 +300,14 @@ def _timestamps(col: pd.Series, locate: Locate) -> np.ndarray:
         value = col.iloc[i]
         if pd.isna(value) or not str(value).strip():
             raise DataError(f"{locate(i)}: timestamp is missing; fix or remove the line")
-        raise DataError(f"{locate(i)}: timestamp '{value}' is neither a number nor an ISO date; "
+        raise DataError(f"{locate(i)}: timestamp '{_clip(value)}' is neither a number nor an ISO date; "
                         "fix the line or map no timestamp column")
+    huge = np.abs(np.floor(values)) >= INT64_LIMIT
+    if huge.any():
+        i = _first(huge)
+        raise DataError(f"{locate(i)}: timestamp {values[i]:g} is beyond the int64 range "
+                        "(seconds since 1970 up to 9.2e18); fix the line or map no timestamp "
+                        "column")
     return np.floor(values).astype(np.int64)
 
 
