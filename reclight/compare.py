@@ -29,11 +29,11 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import yaml
 
 from reclight.errors import ConfigError, RecLightError
 from reclight.lightning_cli import expand_shorthands
 from reclight.registry import get_registry
+from reclight.yamlfiles import read_yaml
 
 OUTPUTS = ("results.csv", "summary.csv", "runs.csv", "compare.json", "rmse_vs_time.png",
            "rmse_vs_time.svg")
@@ -161,14 +161,8 @@ def read_overrides(path: str | Path, models: list[str],
 
     Returns the flags and the fold subsets by model."""
     path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"--overrides file '{path}' does not exist; pass a YAML file with one "
-                          "section per model, e.g. 'mf: {model: {dim: 32}}'")
-    try:
-        loaded = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"--overrides file '{path}' is not valid YAML "
-                          f"({str(exc).splitlines()[0]})") from None
+    loaded = read_yaml(path, "--overrides file", "pass a YAML file with one section per "
+                       "model, e.g. 'mf: {model: {dim: 32}}'")
     if not isinstance(loaded, dict):
         raise ConfigError(f"--overrides file '{path}' must map model names to settings, e.g. "
                           "'mf: {model: {dim: 32}}'")

@@ -18,9 +18,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import yaml
 
 from reclight.errors import ConfigError
+from reclight.yamlfiles import read_yaml
 
 # Trainer settings every run starts from. The data views shard batches per rank themselves
 # (exact evaluation, no padded duplicates), so Lightning must not add a DistributedSampler.
@@ -73,14 +73,8 @@ def model_name_from(args: list[str]) -> str | None:
     config file that names one."""
     name = None
     for path in _config_files(args):
-        if not path.is_file():
-            raise ConfigError(f"config file '{path}' does not exist; pass the path of a YAML file "
-                              "such as the config.yaml that every run writes")
-        try:
-            loaded = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"config file '{path}' is not valid YAML "
-                              f"({str(exc).splitlines()[0]})") from None
+        loaded = read_yaml(path, "config file", "pass the path of a YAML file such as the "
+                           "config.yaml that every run writes")
         model = loaded.get("model") if isinstance(loaded, dict) else None
         if isinstance(model, dict) and model.get("name"):
             name = str(model["name"])

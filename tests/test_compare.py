@@ -189,6 +189,35 @@ def test_an_overrides_section_for_a_model_not_compared_is_refused(
     assert_refused(code, err, out_dir, "'toy-mf'", "not in --models (toy)")
 
 
+@pytest.mark.parametrize("text, fragment", [(None, "does not exist"),
+                                             ("toy: [unclosed\n", "is not valid YAML")])
+def test_a_missing_or_broken_overrides_file_is_one_line(
+        text: str | None, fragment: str, tmp_path: Path, write: Any,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    overrides = tmp_path / "compare.yaml" if text is None else write("compare.yaml", text)
+    out_dir = tmp_path / "cmp"
+    code, _, err = run(["--models", "toy", "--overrides", str(overrides), "--output", str(out_dir),
+                        *SMALL], capsys)
+    assert_refused(code, err, out_dir, "--overrides file", fragment)
+
+
+def test_config_and_overrides_files_are_read_by_the_same_helper(tmp_path: Path) -> None:
+    """``--config`` (the fit CLI) and ``--overrides`` (compare) share one reader and its
+    messages."""
+    from reclight.errors import ConfigError
+    from reclight.lightning_cli import model_name_from
+
+    broken = tmp_path / "c.yaml"
+    broken.write_text("model: [unclosed\n")
+    with pytest.raises(ConfigError, match="config file .* is not valid YAML"):
+        model_name_from(["--config", str(broken)])
+    with pytest.raises(ConfigError, match="config file .* does not exist; pass the path"):
+        model_name_from(["--config", str(tmp_path / "none.yaml")])
+    good = tmp_path / "g.yaml"
+    good.write_text("model:\n  name: toy\n")
+    assert model_name_from(["--config", str(good)]) == "toy"
+
+
 def test_learning_curve_records_each_epoch_with_the_cores_rmse() -> None:
     dm = RatingDataModule(low_rank_ratings(), split="random", test_size=0.2, val_size=0.1, seed=0,
                           batch_size=64)
