@@ -22,6 +22,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
+import torch
 from torch import nn
 
 from reclight.data.training import TrainingData
@@ -49,14 +50,27 @@ class TowerMF(MatrixFactorization):
         """A user tower and an item tower (read ``self.hparams``)."""
         raise NotImplementedError
 
+    def nonnegative_embeddings(self) -> bool:
+        """Whether the embeddings start non-negative (towers that begin with a ReLU)."""
+        return False
+
     def build_network(self, dim: int, init_std: float, sparse: bool) -> BiasedMF:
         hp = self.hparams
         if hp.hidden < 1 or hp.tower_decay < 0:
             raise ConfigError(f"{self.label} needs hidden >= 1 and tower_decay >= 0; got "
                               f"hidden={hp.hidden}, tower_decay={hp.tower_decay}")
-        return BiasedMF(self.num_users, self.num_items, dim, init_std, sparse=sparse,
-                        towers=self.make_towers(), biases=hp.biases,
-                        penalise_outputs=hp.get("penalise_outputs", False))
+        net = BiasedMF(self.num_users, self.num_items, dim, init_std, sparse=sparse,
+                       towers=self.make_towers(), biases=hp.biases,
+                       penalise_outputs=hp.get("penalise_outputs", False))
+        if self.nonnegative_embeddings():
+            # A tower that starts with a ReLU passes no gradient to an embedding's negative
+            # coordinates: drawn N(0, s), half of every row would be dead from the first
+            # step (and stay dead, as nothing else moves them when the penalty acts on the
+            # towers' outputs). |N(0, s)| starts every coordinate on the live side.
+            with torch.no_grad():
+                for table in (net.users, net.items):
+                    table.weight[:, :dim].abs_()
+        return net
 
     def parameter_groups(self) -> list[dict[str, Any]]:
         tables = [self.net.users.weight, self.net.items.weight]
@@ -80,6 +94,9 @@ class MLPMF(TowerMF):
             in the dot product, instead of on the embeddings.
         biases: add the global mean and user/item biases to the dot product; False gives the
             plain dot product of the tutorials.
+        nonnegative_init: draw the embeddings from |N(0, init_std)| instead of N(0, init_std):
+            the ReLU passes no gradient to a negative coordinate, so a signed start leaves
+            half of every embedding dead from the first step.
         reg, bias_reg, lr, optimizer, init_std, lr_schedule, lr_decay, frequency_exponent: as
             for ``mf`` (``optimizer`` is "adam" or "sgd").
     """
@@ -87,11 +104,12 @@ class MLPMF(TowerMF):
     label: ClassVar[str] = "mlp-mf"
 
     def __init__(self, data: Data, dim: int = 64, hidden: int = 64, tower_decay: float = 0.0,
-                 tower_lr: float | None = 0.01, biases: bool = True,
-                 penalise_outputs: bool = True, reg: float = 0.15,
-                 bias_reg: float = 0.1, lr: float = 0.05,
-                 optimizer: str = "adam", init_std: float = 0.1, lr_schedule: str = "constant",
-                 lr_decay: float = 1.0, frequency_exponent: float = 0.5) -> None:
+                 tower_lr: float | None = 0.003, biases: bool = True,
+                 penalise_outputs: bool = True, reg: float = 0.12,
+                 bias_reg: float = 0.1, lr: float = 0.1,
+                 optimizer: str = "adam", init_std: float = 0.2, lr_schedule: str = "constant",
+                 lr_decay: float = 1.0, frequency_exponent: float = 0.5,
+                 nonnegative_init: bool = True) -> None:
         super().__init__(data, dim=dim, reg=reg, bias_reg=bias_reg, lr=lr, optimizer=optimizer,
                          init_std=init_std, lr_schedule=lr_schedule, lr_decay=lr_decay,
                          frequency_exponent=frequency_exponent)
@@ -99,6 +117,9 @@ class MLPMF(TowerMF):
     def make_towers(self) -> tuple[nn.Module, nn.Module]:
         hp = self.hparams
         return MLPTower(hp.dim, hp.hidden), MLPTower(hp.dim, hp.hidden)
+
+    def nonnegative_embeddings(self) -> bool:
+        return bool(self.hparams.get("nonnegative_init", True))
 
 
 class ResNetMF(TowerMF):

@@ -24,13 +24,6 @@ class TestMLPMFContract(RecModelContract):
     model_name = "mlp-mf"
     model_kwargs = {"dim": 8, "hidden": 8, "reg": 0.001, "bias_reg": 0.0, "lr": 0.02}
 
-    # Known failure after the integration merge of 2026-12-02 (3 of 24 checkerboard users'
-    # held-out item not first); passes on the plugin's own branch. Open: see issue 17's note.
-    @pytest.mark.xfail(reason="checkerboard ranking regressed in the integration merge; issue 17",
-                       strict=False)
-    def test_checkerboard_held_out_item_ranks_first(self, *args, **kwargs):
-        super().test_checkerboard_held_out_item_ranks_first(*args, **kwargs)
-
 
 class TestResNetMFContract(RecModelContract):
     model_name = "resnet-mf"
@@ -53,6 +46,23 @@ def test_prediction_is_mean_biases_and_the_towers_dot_product(cls: type) -> None
                     + (net.user_tower(p[:, :3]) * net.item_tower(q[:, :3])).sum(-1))
         torch.testing.assert_close(model.predict_ratings(users, items), expected)
         torch.testing.assert_close(model.score_items(users)[torch.arange(3), items], expected)
+
+
+@pytest.mark.parametrize("nonnegative", [True, False])
+def test_mlp_embeddings_start_on_the_live_side_of_the_relu(nonnegative: bool) -> None:
+    """Drawn N(0, s), an embedding coordinate below zero gets no gradient through the ReLU
+    (the penalty acts on the towers' outputs): half of each row would never learn. The default
+    |N(0, s)| start gives every coordinate a gradient."""
+    torch.manual_seed(0)
+    data = tiny()
+    model = MLPMF(data.training_data, dim=6, hidden=4, nonnegative_init=nonnegative)
+    table = model.net.users.weight
+    assert bool((table[:, :6] >= 0).all()) == nonnegative
+    batch = {"users": data.train.users, "items": data.train.items, "ratings": data.train.ratings}
+    model.training_loss(batch).backward()
+    dead = table.grad[:, :6] == 0
+    assert bool(dead.any()) != nonnegative
+    assert bool((table[:, :6][dead] < 0).all())
 
 
 def test_without_biases_the_prediction_is_the_plain_dot_product() -> None:
