@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 from pathlib import Path
 
@@ -9,6 +11,7 @@ import pandas as pd
 import pytest
 import torch
 
+from reclight import cli
 from reclight.checkpoints import load_model
 from reclight.streaming import TopKWriter, stream_recommendations
 
@@ -17,10 +20,29 @@ from .test_cli import SMALL, assert_one_line_error, fit, run
 pytestmark = pytest.mark.usefixtures("toy_registry")
 
 
-@pytest.fixture
-def ckpt(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> str:
-    _, record = fit(tmp_path / "fit", capsys)
-    return record["checkpoint"]
+@pytest.fixture(scope="module")
+def ckpt(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """One toy checkpoint shared by the module's read-only recommend tests (each test writes
+    its own outputs): fitting once instead of once per test keeps the default suite cheap."""
+    from reclight.plugins import PluginSet, reset_plugins
+
+    from . import toy_plugin
+
+    plugin_set = PluginSet()
+    plugin_set.load_entry_points()
+    plugin_set.add(toy_plugin, "toy", "reclight-toy-tests", "0.0")
+    reset_plugins(plugin_set)
+    out, err = io.StringIO(), io.StringIO()
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err), \
+                pytest.raises(SystemExit) as exit_info:
+            cli.main(["fit", "--model", "toy", "--trainer.default_root_dir",
+                      str(tmp_path_factory.mktemp("fit")), *SMALL])
+    finally:
+        reset_plugins(None)
+    assert not exit_info.value.code, err.getvalue()
+    run_dir = Path(out.getvalue().split("run dir: ")[1].split()[0])
+    return json.loads((run_dir / "metrics.json").read_text())["checkpoint"]
 
 
 @pytest.mark.parametrize("name", ["recs.csv", "recs.parquet"])
