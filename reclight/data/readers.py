@@ -359,10 +359,10 @@ def _read_fast(text: _Text, layout: _Layout, roles: dict[str, int]) -> pd.DataFr
             if "timestamp" in roles:
                 dtype[roles["timestamp"]] = "int64"
             raw = pd.read_csv(text.source(layout.pandas_sep), sep=layout.pandas_sep, header=None,
-                              skiprows=layout.skip, dtype=dtype, engine="c")
-    except (ValueError, TypeError, OverflowError, pd.errors.EmptyDataError):
+                              skiprows=layout.skip, dtype=dtype, engine="c", compression=None)
+    except (ValueError, TypeError, OverflowError, OSError, pd.errors.EmptyDataError):
         return None  # pyarrow.ArrowInvalid and pandas' ParserError are ValueErrors
-    if len(raw) == 0:
+    if len(raw) == 0 or not set(roles.values()) <= set(raw.columns):  # a short first line
         return None
     cols = {role: raw[pos] for role, pos in roles.items()}
     ids = {}
@@ -400,11 +400,15 @@ def _read_arrow(text: _Text, layout: _Layout, roles: dict[str, int]) -> pd.DataF
     if "timestamp" in roles:
         types[names[roles["timestamp"]]] = pa.int64()
     source = text.source(layout.pandas_sep)
-    table = pacsv.read_csv(
-        source if isinstance(source, io.BytesIO) else str(source),
-        read_options=pacsv.ReadOptions(skip_rows=layout.skip, column_names=names),
-        parse_options=pacsv.ParseOptions(delimiter=layout.pandas_sep),
-        convert_options=pacsv.ConvertOptions(column_types=types, include_columns=list(types)))
+    # A stream, not a path: pyarrow would guess a compression from the suffix; we read what
+    # the bytes are (decompressed already when they were compressed).
+    with (pa.BufferReader(source.getvalue()) if isinstance(source, io.BytesIO)
+          else pa.input_stream(str(source), compression=None)) as stream:
+        table = pacsv.read_csv(
+            stream,
+            read_options=pacsv.ReadOptions(skip_rows=layout.skip, column_names=names),
+            parse_options=pacsv.ParseOptions(delimiter=layout.pandas_sep),
+            convert_options=pacsv.ConvertOptions(column_types=types, include_columns=list(types)))
     return pd.DataFrame({names.index(name): pd.array(table.column(name), dtype=(
         "str" if pa.types.is_string(table.column(name).type) else None)) for name in types})
 
@@ -419,7 +423,8 @@ def _read_checked(text: _Text, layout: _Layout, roles: dict[str, int]) -> pd.Dat
     # line, so the parser's error names the truly bad line.
     kwargs: dict[str, object] = dict(sep=sep, header=None, names=list(range(layout.ncols)),
                                      skiprows=layout.skip, dtype=str, keep_default_na=False,
-                                     na_filter=False, skip_blank_lines=False, engine=engine)
+                                     na_filter=False, skip_blank_lines=False, engine=engine,
+                                     compression=None)
     try:
         try:
             raw = pd.read_csv(text.source(layout.pandas_sep), **kwargs)  # type: ignore[arg-type]
@@ -542,7 +547,7 @@ def _read_id_table(text: _Text, sep: str) -> pd.DataFrame:
     pandas_sep, engine = (UNIT_SEP, "c") if sep == "::" else (sep, "c")
     kwargs: dict[str, object] = dict(sep=pandas_sep, header=None, dtype=str, engine=engine,
                                      keep_default_na=False, na_filter=False,
-                                     skip_blank_lines=False)
+                                     skip_blank_lines=False, compression=None)
     path = text.path
     try:
         try:
