@@ -45,7 +45,11 @@ FOLDS = ("u1", "u2", "u3", "u4", "u5")
 
 def data_dir() -> Path:
     root = os.environ.get("RECLIGHT_DATA")
-    folder = Path(root) / "ml-100k" if root else REPO.parent / "shared" / "data" / "ml-100k"
+    # Beside the repository (a checkout) or two levels up (a worktree under wt/).
+    candidates = ([Path(root) / "ml-100k"] if root else
+                  [REPO.parent / "shared" / "data" / "ml-100k",
+                   REPO.parent.parent / "shared" / "data" / "ml-100k"])
+    folder = next((c for c in candidates if (c / "u.data").is_file()), candidates[0])
     if not (folder / "u.data").is_file():
         sys.exit(f"benchmarks/als.py: MovieLens 100K not found at {folder}; set RECLIGHT_DATA")
     return folder
@@ -150,10 +154,10 @@ def lenskit_fold(folder: Path, fold: str) -> tuple[float, float]:
     start = time.perf_counter()
     pipe.train(ds)
     seconds = time.perf_counter() - start
-    preds = batch.predict(pipe, test[["user", "item", "rating"]].rename(
-        columns={"user": "user_id", "item": "item_id"})).to_df()
-    merged = test.rename(columns={"user": "user_id", "item": "item_id"}).merge(
-        preds, on=["user_id", "item_id"])
+    # n_jobs=1: its process pool is no faster on a 2-core box and needs a __main__ guard.
+    pairs = test.rename(columns={"user": "user_id", "item": "item_id"})
+    preds = batch.predict(pipe, pairs[["user_id", "item_id"]], n_jobs=1).to_df()
+    merged = pairs.merge(preds[["user_id", "item_id", "score"]], on=["user_id", "item_id"])
     assert len(merged) == len(test), "LensKit left test pairs unscored"
     return seconds, float(np.sqrt(np.mean((merged["score"] - merged["rating"]) ** 2)))
 
