@@ -108,7 +108,8 @@ def _spd_solve(a: Tensor, b: Tensor) -> Tensor:
 
 
 def solve_explicit(buckets: list[Bucket], fixed: Tensor, fixed_bias: Tensor | None,
-                   mean: float, reg: float, bias_reg: float, out: Tensor) -> Tensor:
+                   mean: float, reg: float, bias_reg: float, out: Tensor,
+                   allow_dual: bool = True) -> Tensor:
     """One half-sweep of explicit weighted-lambda ALS.
 
     Args:
@@ -120,6 +121,8 @@ def solve_explicit(buckets: list[Bucket], fixed: Tensor, fixed_bias: Tensor | No
         bias_reg: bias penalty per rating of the row (only with biases).
         out: [nrows, k] (or [nrows, k + 1] with biases: factors then bias) written in place for
             the buckets' rows; rows not in any bucket are left as they are.
+        allow_dual: solve rows shorter than the vector width in the dual form (the same
+            solution, cheaper; used when every penalty is positive). False: always primal.
 
     Returns ``out``.
     """
@@ -130,6 +133,8 @@ def solve_explicit(buckets: list[Bucket], fixed: Tensor, fixed_bias: Tensor | No
         penalty[k] = bias_reg
     else:
         penalty = torch.full((k,), float(reg), dtype=fixed.dtype, device=fixed.device)
+    # Short rows take the dual (L x L) form of the same solve; it needs every penalty > 0.
+    dual = allow_dual and bool((penalty > 0).all())
     for bucket in buckets:
         mask = bucket.mask.to(fixed.device)
         cols = bucket.cols.to(fixed.device)
@@ -138,12 +143,30 @@ def solve_explicit(buckets: list[Bucket], fixed: Tensor, fixed_bias: Tensor | No
         if fixed_bias is not None:
             target = target - fixed_bias[cols]
         target = target * mask
+        counts = bucket.lengths.to(fixed.device, fixed.dtype)
+        if dual and gathered.shape[1] < gathered.shape[2]:
+            out[bucket.rows.to(out.device)] = _dual_ridge(gathered, target,
+                                                          counts[:, None] * penalty[None, :])
+            continue
         a = gathered.transpose(1, 2) @ gathered  # [B, d, d]
         b = (gathered.transpose(1, 2) @ target.unsqueeze(-1)).squeeze(-1)
-        counts = bucket.lengths.to(fixed.device, fixed.dtype)
         a.diagonal(dim1=1, dim2=2).add_(counts[:, None] * penalty[None, :])
         out[bucket.rows.to(out.device)] = _spd_solve(a, b)
     return out
+
+
+def _dual_ridge(gathered: Tensor, target: Tensor, penalty: Tensor) -> Tensor:
+    """The ridge solution ``(G^T G + D)^-1 G^T t`` of rows with fewer entries L than unknowns
+    d, through the push-through identity ``(G^T G + D)^-1 G^T = D^-1 G^T (G D^-1 G^T + I)^-1``:
+    an L x L system instead of d x d, so O(L^2 d + L^3) per row instead of O(L d^2 + d^3). The
+    same solution, not an approximation (tested against the primal solve); ``D`` ([B, d],
+    the diagonal penalty) must be positive. Padding rows of ``G`` and ``t`` are zero and add
+    only identity rows to the system, so they change nothing."""
+    scaled = gathered / penalty.unsqueeze(1)  # G D^-1, [B, L, d]
+    kernel = scaled @ gathered.transpose(1, 2)  # [B, L, L]
+    kernel.diagonal(dim1=1, dim2=2).add_(1.0)  # eigenvalues >= 1: Cholesky is safe in float32
+    weights = torch.cholesky_solve(target.unsqueeze(-1), torch.linalg.cholesky(kernel))
+    return (scaled.transpose(1, 2) @ weights).squeeze(-1)
 
 
 def gram(factors: Tensor) -> Tensor:

@@ -72,13 +72,14 @@ def test_a_fully_observed_rank_one_matrix_with_biases_is_recovered_exactly() -> 
     assert heldout_rmse(model, dm.train) < 1e-3
 
 
-def test_one_user_half_sweep_is_the_weighted_ridge_solution() -> None:
+@pytest.mark.parametrize("k", [3, 12])  # rows longer than k + 1 (primal), shorter (dual form)
+def test_one_user_half_sweep_is_the_weighted_ridge_solution(k: int) -> None:
     """Each user's [p_u, b_u] is (Y^T Y + reg n_u D)^-1 Y^T (r - mu - b_i), solved per user by
     numpy, with D = diag(1, .., 1, bias_reg / reg)."""
     frame = low_rank_ratings(30, 20, density=0.4, seed=3)
     dm = RatingDataModule(frame, split="none")
     data = dm.training_data
-    k, reg, bias_reg = 3, 0.2, 0.05
+    reg, bias_reg = 0.2, 0.05
     gen = torch.Generator().manual_seed(1)
     q, b_i = torch.randn(data.num_items, k, generator=gen), torch.randn(data.num_items, generator=gen)
     out = torch.zeros(data.num_users, k + 1)
@@ -93,6 +94,25 @@ def test_one_user_half_sweep_is_the_weighted_ridge_solution() -> None:
         penalty = np.diag([reg] * k + [bias_reg]) * seen.sum()
         expected = np.linalg.solve(yu.T @ yu + penalty, yu.T @ target)
         np.testing.assert_allclose(out[u].numpy(), expected, rtol=1e-3, atol=1e-4)
+
+
+def test_the_dual_form_for_short_rows_is_the_primal_solution() -> None:
+    """Rows shorter than the vector width are solved as an L x L system (push-through
+    identity); the answer is the d x d primal solve's, with and without biases."""
+    frame = low_rank_ratings(40, 60, density=0.15, seed=4)
+    data = RatingDataModule(frame, split="none").training_data
+    lengths = data.matrix.row_lengths()
+    k = int(lengths.median())  # some rows shorter than k + 1, some longer
+    assert (lengths < k + 1).any() and (lengths > k + 1).any()
+    gen = torch.Generator().manual_seed(3)
+    q, b_i = torch.randn(data.num_items, k, generator=gen), torch.randn(data.num_items, generator=gen)
+    for bias, width in ((b_i, k + 1), (None, k)):
+        buckets = plan_buckets(data.matrix, torch.arange(data.num_users), width)
+        dual = solve_explicit(buckets, q, bias, data.global_mean, 0.1, 0.05,
+                              torch.zeros(data.num_users, width))
+        primal = solve_explicit(buckets, q, bias, data.global_mean, 0.1, 0.05,
+                                torch.zeros(data.num_users, width), allow_dual=False)
+        torch.testing.assert_close(dual, primal, rtol=1e-3, atol=1e-4)
 
 
 def test_implicit_half_sweep_is_the_hkv_solution_and_cg_converges_to_it() -> None:
