@@ -382,7 +382,8 @@ def scale(args: argparse.Namespace) -> None:
         lines = [ln for ln in out.stdout.splitlines() if ln.startswith("RESULT ")]
         if out.returncode or not lines:
             print(f"{lib} failed ({out.returncode}): {out.stderr.strip().splitlines()[-1:]}")
-            if lib == "spark" and "JAVA" in out.stderr.upper():
+            if lib == "spark" and ("JAVA_HOME" in out.stderr
+                                   or "Java gateway process exited" in out.stderr):
                 print("Spark needs Java 17 on the PATH")
             continue
         results[lib] = json.loads(lines[0][len("RESULT "):])
