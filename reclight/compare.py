@@ -430,8 +430,11 @@ def compare_models(plan: ComparePlan, echo: Callable[[str], None] = print,
         if result.error:
             progress(f"[{index}/{len(runs)}] {model}{where}: failed: {result.error}")
         else:
-            rmse = result.metrics.get("test_rmse", math.nan)
-            progress(f"[{index}/{len(runs)}] {model}{where}: test RMSE {rmse:.4f}, "
+            # A top-N model has no RMSE: it is reported by its NDCG@k instead.
+            name, key = (("test RMSE", "test_rmse") if "test_rmse" in result.metrics
+                         else (f"NDCG@{k}", f"test_ndcg@{k}"))
+            progress(f"[{index}/{len(runs)}] {model}{where}: {name} "
+                     f"{result.metrics.get(key, math.nan):.4f}, "
                      f"fit {result.metrics.get('fit_seconds', math.nan):.1f} s")
     runs_table = runs_frame(results, k)
     summary = summary_frame(runs_table, plan.models, k)

@@ -97,6 +97,18 @@ def test_compare_writes_curves_summary_and_a_picture(tmp_path: Path,
     assert meta["models"] == ["toy", "toy-mf"] and meta["folds"] == ["random", "kfold"]
 
 
+def test_a_top_n_model_is_compared_by_its_ndcg(tmp_path: Path,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    out_dir = tmp_path / "cmp"
+    code, out, err = run(["--models", "toy,toy-itemknn", "--output", str(out_dir), *SMALL],
+                         capsys)
+    assert code == 0, err
+    summary = pd.read_csv(out_dir / "summary.csv").set_index("model")
+    assert summary.loc["toy-itemknn", "test_ndcg@10_mean"] > 0
+    assert pd.isna(summary.loc["toy-itemknn", "test_rmse_mean"])
+    assert "toy-itemknn: NDCG@10 0." in err + out and "toy: test RMSE" in err + out
+
+
 def test_a_failing_model_is_reported_and_the_others_finish(tmp_path: Path,
                                                            capsys: pytest.CaptureFixture[str]) -> None:
     out_dir = tmp_path / "cmp"
