@@ -50,12 +50,15 @@ def plot_curves(curves: pd.DataFrame, out: Path, title: str) -> list[Path]:
     fig, ax = plt.subplots(figsize=FIGSIZE, dpi=DPI, layout="constrained")
     colours = plt.get_cmap("tab10")
     finals, lows = [], []
+    # Say the number of folds where there are several: a model run on a subset shows it.
+    several = curves["fold"].nunique() > 1
     for index, model in enumerate(models):
         colour = colours(index % 10)
         curve = curves[curves["model"] == model]
         folds = curve["fold"].nunique()
         line = _per_epoch(curve, held)
-        label = f"{model} ({line['mean'].iloc[-1]:.4f}" + (f", {folds} folds)" if folds > 1 else ")")
+        label = (f"{model} ({line['mean'].iloc[-1]:.4f}"
+                 + (f", {folds} fold{'s' if folds > 1 else ''})" if several else ")"))
         ax.plot(line["seconds"], line["mean"], color=colour, lw=2.0, label=label)
         ax.fill_between(line["seconds"], line["low"], line["high"], color=colour, alpha=0.18, lw=0)
         finals.append(line["mean"].iloc[-1])
@@ -80,8 +83,9 @@ def plot_curves(curves: pd.DataFrame, out: Path, title: str) -> list[Path]:
     ax.set_title(title, fontsize=12)
     ax.grid(True, which="both", alpha=0.3)
     ax.tick_params(labelsize=11)
-    ax.legend(title=f"model (final mean {name} RMSE)", fontsize=11, title_fontsize=11,
-              loc="upper right")
+    # Beside the axes, not on them: with many models any corner inside holds some curve.
+    ax.legend(title=f"model (final mean\n{name} RMSE)", fontsize=11, title_fontsize=11,
+              loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)
     paths = [out / "rmse_vs_time.png", out / "rmse_vs_time.svg"]
     for path in paths:
         fig.savefig(path)
