@@ -154,3 +154,34 @@ def load_model(path: str | Path) -> RecModel:
                               "it was written by another version of the plugin: fit again") from None
     model.registered_name = name
     return model.eval()
+
+
+def every_epoch_checkpoint(every: int, monitor: str | None, mode: str = "min") -> Any:
+    """A ModelCheckpoint that writes ``last.ckpt`` every ``every`` epochs (and keeps the best
+    epoch by ``monitor`` when there is one), so a killed run loses at most ``every`` epochs."""
+    from lightning.pytorch.callbacks import ModelCheckpoint
+
+    class EveryEpochLast(ModelCheckpoint):
+        # Lightning 2.6 writes last.ckpt only in an epoch that also wrote a top-k file: never
+        # with save_top_k=0 (no validation set) and not in epochs that do not improve the
+        # monitor. A resumable run needs it every epoch, so it is saved here when Lightning
+        # did not (the same private helpers Lightning's own hooks call).
+        def _save_last_each_epoch(self, trainer: Any) -> None:
+            if (self._should_skip_saving_checkpoint(trainer)
+                    or (trainer.current_epoch + 1) % every != 0
+                    or self._last_global_step_saved == trainer.global_step):
+                return
+            self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
+
+        def on_train_epoch_end(self, trainer: Any, pl_module: Any) -> None:
+            super().on_train_epoch_end(trainer, pl_module)
+            if self._should_save_on_train_epoch_end(trainer):
+                self._save_last_each_epoch(trainer)
+
+        def on_validation_end(self, trainer: Any, pl_module: Any) -> None:
+            super().on_validation_end(trainer, pl_module)
+            if not self._should_save_on_train_epoch_end(trainer):
+                self._save_last_each_epoch(trainer)
+
+    best = {"monitor": monitor, "mode": mode} if monitor else {"save_top_k": 0}
+    return EveryEpochLast(save_last=True, every_n_epochs=every, **best)

@@ -61,9 +61,11 @@ class Evaluation(nn.Module):
         logged = self.results(stage)
         monitor, _ = monitor_of(model.feedback, self.ks)
         for name, value in logged.items():
-            # The sums were already reduced across ranks, so every rank holds the same value
-            # and averaging it (what sync_dist does) leaves it unchanged.
-            model.log(name, value, prog_bar=name == monitor, sync_dist=True)
+            # The sums were already reduced across ranks (float64), so every rank holds the
+            # same final value. Lightning's default sync (a mean) would add it up world-size
+            # times and divide, a rounding step away from it at 3 processes; the max of equal
+            # values is the value itself, logged once per epoch, in float64.
+            model.log(name, value, prog_bar=name == monitor, sync_dist=True, reduce_fx="max")
         return {k: float(v) for k, v in logged.items()}
 
     def results(self, stage: str) -> dict[str, Any]:
@@ -75,12 +77,12 @@ class Evaluation(nn.Module):
         users = int(ranks.pop("users"))
         logged: dict[str, Any] = {}
         if int(err["count"]) > 0:
-            logged[f"{stage}_rmse"] = err["rmse"].float()
-            logged[f"{stage}_mae"] = err["mae"].float()
+            logged[f"{stage}_rmse"] = err["rmse"]
+            logged[f"{stage}_mae"] = err["mae"]
             if stage == "test":
-                logged["test_unseen"] = err["unseen"].float()
+                logged["test_unseen"] = err["unseen"].double()
         if users > 0:
-            logged.update({f"{stage}_{name}": value.float() for name, value in ranks.items()})
+            logged.update({f"{stage}_{name}": value for name, value in ranks.items()})
             if stage == "test":
                 logged["test_users"] = float(users)
         errors.reset()

@@ -173,9 +173,10 @@ def trainer_overrides(config: dict[str, Any], model: Any, name: str,
     added = []
     if config.get("enable_checkpointing") is not False and not any(
             isinstance(c, ModelCheckpoint) for c in callbacks):
-        best = {"monitor": model.monitor, "mode": model.monitor_mode} if has_validation \
-            else {"save_top_k": 0}
-        added.append(ModelCheckpoint(save_last=True, every_n_epochs=every, **best))
+        from reclight.checkpoints import every_epoch_checkpoint
+
+        added.append(every_epoch_checkpoint(every, model.monitor if has_validation else None,
+                                            model.monitor_mode))
     if config.get("enable_progress_bar") is not False and not stdout_is_terminal() and not any(
             isinstance(c, ProgressBar) for c in callbacks):
         added.append(EpochLines())

@@ -76,6 +76,25 @@ def test_ddp_evaluation_is_exact(model_cls: type, source: Any, metrics: tuple[st
         assert got[name] == pytest.approx(expected[name], abs=1e-6), name
 
 
+def test_evaluation_at_three_processes_with_uneven_shards_matches_one_process() -> None:
+    """3 ranks, test ratings and users that do not divide by 3: every metric equals the single
+    process figure to float64 precision (float64 sums reduced once, the final value logged
+    once), not a float32 rounding step away as a mean of the ranks' logged values was."""
+    dm = data(source=low_rank_ratings(65, 37, density=0.5, seed=5), test_size=0.23)
+    assert len(dm.test) % 3 != 0
+    model = ToyBiases(dm.training_data)
+    single = quiet_trainer(max_epochs=1)
+    single.fit(model, datamodule=dm)
+    expected = single.test(model, datamodule=dm, verbose=False)[0]
+    got = quiet_trainer(max_epochs=0, devices=3, strategy="ddp_fork").test(
+        model, datamodule=dm, verbose=False)[0]
+    assert int(got["test_users"]) % 3 != 0
+    assert {"test_rmse", "test_mae", "test_hit@10", "test_precision@10"} <= set(expected)
+    assert set(got) == set(expected)
+    for name in expected:
+        assert got[name] == pytest.approx(expected[name], rel=1e-12, abs=1e-15), name
+
+
 def test_a_solver_runs_on_two_processes_under_the_model_sync_strategy() -> None:
     dm = data()
     strategy = resolve_strategy(ToyBiasSolver(dm.training_data), "ddp_fork", devices=2)

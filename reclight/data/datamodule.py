@@ -242,8 +242,16 @@ class RatingDataModule(L.LightningDataModule):
         self.eval_users = None if count is None else int(count)
 
     def _epoch(self) -> int:
-        # A reloaded or resumed loader continues with the trainer's epoch's permutation.
-        return int(self.trainer.current_epoch) if self.trainer is not None else 0
+        # A reloaded or resumed loader continues with the trainer's epoch's permutation. The
+        # counter is the one Lightning gives samplers' set_epoch: on resuming from an epoch-end
+        # checkpoint current_epoch is still one short when the loader is built (the resumed
+        # run would repeat the killed epoch's order and end with other metrics).
+        if self.trainer is None:
+            return 0
+        loop = getattr(self.trainer, "fit_loop", None)
+        if loop is not None:
+            return int(loop.epoch_progress.current.processed)
+        return int(self.trainer.current_epoch)
 
     def train_dataloader(self) -> Iterable[dict[str, Any]]:
         """Training batches of the chosen view, sharded for this rank."""
