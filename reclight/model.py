@@ -81,6 +81,12 @@ class RecModel(L.LightningModule):
     cpu_threads: ClassVar[int | None] = None
     # A Lightning strategy (registered name or class) the model needs to run on many processes.
     required_strategy: ClassVar[str | type | None] = None
+    # The Trainer precisions the model's operations support. Mixed precision autocasts only
+    # the operations that have a low-precision kernel and keeps float32 weights, so every model
+    # runs under it; "-true" precisions cast the weights themselves, which sparse and some
+    # dense kernels refuse (bf16-true fails in sparse_sampled_addmm, for one): a model whose
+    # operations all support them adds them here, and the rest are refused in one line.
+    precisions: ClassVar[tuple[str, ...]] = ("32-true", "16-mixed", "bf16-mixed")
 
     def __init__(self, data: TrainingData | Mapping[str, Any]) -> None:
         super().__init__()
@@ -184,6 +190,13 @@ class RecModel(L.LightningModule):
         if self.training_kind != "solver":
             self.training_kind = "gradient" if value else "manual"  # type: ignore[misc]
 
+    def check_precision(self, precision: str) -> None:
+        """ConfigError naming the supported precisions when the Trainer's is not one of them."""
+        if str(precision) not in self.precisions:
+            raise ConfigError(f"--trainer.precision {precision}: {type(self).__name__} supports "
+                              f"{', '.join(self.precisions)} (its declared precisions); pass one "
+                              "of them")
+
     def validate_declarations(self) -> None:
         """ConfigError for a declaration the core cannot serve."""
         if self.feedback not in FEEDBACK:
@@ -230,6 +243,7 @@ class RecModel(L.LightningModule):
         self.validate_declarations()
         if self._trainer is not None:
             check_strategy(self, self.trainer.strategy)
+            self.check_precision(self.trainer.precision)
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor | None:
         if self.training_kind == "solver":

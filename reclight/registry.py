@@ -232,6 +232,13 @@ class Registry:
                 hints.append(f"{record.label} {record.error}")
         if hints:
             return f"{head}; {'; '.join(hints)} (see `reclight plugins`)"
+        # A plugin that failed may be the one that registers this name: we cannot know which
+        # models it would have registered, so name every failed plugin with its error.
+        broken = [f"{r.label} {self.failures.get(r.name, r.error)}" for r in self.plugins.records()
+                  if r.name in self.failures or r.status == FAILED]
+        if broken:
+            return (f"{head}; it may come from a plugin that failed: {'; '.join(broken)} "
+                    "(see `reclight plugins`)")
         return (f"{head} (see `reclight models`; install a plugin such as reclight-{name} to "
                 "add it)")
 
