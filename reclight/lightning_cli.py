@@ -276,6 +276,11 @@ def _cli_class() -> type:
             # always the case under `reclight fit`: the args are sys.argv, shorthands expanded.
             self.config = parser.parse_args(args)
 
+        def before_instantiate_classes(self) -> None:
+            # The model is built through a size check first (see _SizeChecked).
+            self.parser.add_instantiator(_SizeChecked(self.model_name), self.model_class,
+                                         subclasses=True)
+
         def instantiate_classes(self) -> None:
             name = self.config.model.pop("name")  # the registry's key, not a constructor argument
             try:
@@ -301,6 +306,23 @@ def _cli_class() -> type:
     return RecLightCLI
 
 
+class _SizeChecked:
+    """Builds the model after a build on the meta device has shown that its parameters fit in
+    memory: a huge ``--model.dim`` is refused in one line saying how much it needs, instead
+    of failing inside the allocator (or, under overcommit, swapping)."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __call__(self, class_type: type, *args: Any, **kwargs: Any) -> Any:
+        from reclight.memory import check_fits
+
+        kwargs.pop("applied_instantiation_links", None)
+        check_fits(lambda: class_type(*args, **kwargs), f"model '{self.name}' with these "
+                   "hyper-parameters", "pass smaller sizes (--model.dim and the like)")
+        return class_type(*args, **kwargs)
+
+
 def _training_data(datamodule: Any) -> Any:
     return datamodule.training_data
 
@@ -311,6 +333,7 @@ def build_cli(model_cls: type, name: str, args: list[str], prog: str,
     (with ``callbacks`` added to the Trainer's)."""
     with user_errors(prog):
         return _cli_class()(model_cls, name, args, prog, callbacks)
+
 
 
 def help_without_model(prog: str, names: list[str]) -> None:

@@ -23,7 +23,10 @@ def read_yaml(path: str | Path, what: str, example: str) -> Any:
     if not path.is_file():
         raise ConfigError(f"{what} '{path}' does not exist; {example}")
     try:
-        return yaml.safe_load(path.read_text()) or {}
+        return yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{what} '{path}' is not UTF-8 text (byte 0x{exc.object[exc.start]:02x} "
+                          f"at offset {exc.start}); save it as UTF-8") from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"{what} '{path}' is not valid YAML "
                           f"({str(exc).splitlines()[0]})") from None
