@@ -134,16 +134,17 @@ def interrupts(trainer: Any, config: Any, args: list[str], resume: str | None) -
     except (KeyboardInterrupt, SystemExit) as exc:
         if isinstance(exc, SystemExit) and not trainer.interrupted:
             raise
-        last, command = _resume_hint(trainer, config, args)
-        raise RunInterrupted(f"interrupted (Ctrl-C) at epoch {trainer.current_epoch}; last "
-                             f"checkpoint: {last}; resume with: {command}", 130) from None
+        if not trainer.received_sigterm:  # Lightning 2.6 may also end a SIGTERM this way
+            last, command = _resume_hint(trainer, config, args)
+            raise RunInterrupted(f"interrupted (Ctrl-C) at epoch {trainer.current_epoch}; last "
+                                 f"checkpoint: {last}; resume with: {command}", 130) from None
     finally:
         logger.removeFilter(notice)
     if trainer.received_sigterm:
         last, command = _resume_hint(trainer, config, args)
         raise RunInterrupted(f"stopped by SIGTERM at epoch {trainer.current_epoch}, before the "
                              f"run finished (not tested, no metrics.json); last checkpoint: "
-                             f"{last}; resume with: {command}", 143)
+                             f"{last}; resume with: {command}", 143) from None
 
 
 def run_fit(args: list[str], prog: str = "reclight fit", quiet: bool = False,
