@@ -22,9 +22,10 @@ def run(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, list[
 
 
 def test_a_huge_dim_is_refused_before_allocating_saying_how_much(
-        capsys: pytest.CaptureFixture[str]) -> None:
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, errors, err = run(["fit", "--model", "toy-mf", "--model.dim", "100000000000",
-                             "--data.synthetic_ratings", "1000", "--trainer.logger", "false"],
+                             "--data.synthetic_ratings", "1000", "--trainer.logger", "false",
+                             "--trainer.default_root_dir", str(tmp_path)],
                             capsys)
     assert code == 2 and len(errors) == 1, err
     assert "model 'toy-mf' with these hyper-parameters needs" in errors[0]
@@ -35,6 +36,7 @@ def test_a_config_file_that_is_not_utf8_is_one_line(tmp_path: Path,
                                                    capsys: pytest.CaptureFixture[str]) -> None:
     config = tmp_path / "latin1.yaml"
     config.write_bytes("model:\n  dim: 8\n# café\n".encode("latin-1"))
-    code, errors, err = run(["fit", "--model", "toy-mf", "--config", str(config)], capsys)
+    code, errors, err = run(["fit", "--model", "toy-mf", "--config", str(config),
+                             "--trainer.default_root_dir", str(tmp_path)], capsys)
     assert code == 2 and len(errors) == 1, err
     assert f"'{config}' is not UTF-8 text (byte 0xe9" in errors[0] and "save it as UTF-8" in errors[0]

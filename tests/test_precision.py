@@ -6,6 +6,7 @@ model names)."""
 from __future__ import annotations
 
 import math
+from pathlib import Path
 import pytest
 
 from reclight import cli
@@ -52,11 +53,12 @@ def test_a_model_declaring_a_true_precision_runs_under_it() -> None:
 
 
 @pytest.mark.usefixtures("toy_registry")
-def test_the_cli_refusal_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+def test_the_cli_refusal_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exit_info:
         cli.main(["fit", "--model", "toy", "--data.synthetic_ratings", "1000",
                   "--trainer.max_epochs", "1", "--trainer.precision", "bf16-true",
-                  "--trainer.logger", "false", "--trainer.enable_checkpointing", "false"])
+                  "--trainer.logger", "false", "--trainer.enable_checkpointing", "false",
+                  "--trainer.default_root_dir", str(tmp_path)])
     err = capsys.readouterr().err
     assert exit_info.value.code == 2 and "Traceback" not in err
     errors = [line for line in err.splitlines() if line.startswith("reclight: error:")]
