@@ -58,13 +58,13 @@ class CDAE(RecModel):
 
     feedback: ClassVar[str] = "implicit"
     input_kind: ClassVar[str] = "implicit_user_rows"
-    trainer_defaults: ClassVar[dict[str, Any]] = {"max_epochs": 100}
+    trainer_defaults: ClassVar[dict[str, Any]] = {"max_epochs": 80}
     data_defaults: ClassVar[dict[str, Any]] = {"batch_size": 128}
 
-    def __init__(self, data: TrainingData | Mapping[str, Any], hidden: int = 100,
+    def __init__(self, data: TrainingData | Mapping[str, Any], hidden: int = 200,
                  corruption: float = 0.5, hidden_activation: str = "sigmoid",
                  output_activation: str = "sigmoid", loss: str = "logistic", tied: bool = False,
-                 reg: float = 0.01, lr: float = 0.01, num_negatives: int | None = None,
+                 reg: float = 0.01, lr: float = 0.003, num_negatives: int | None = None,
                  negative_sampling: str = "uniform", init_std: float = 0.01) -> None:
         super().__init__(data)
         if not (isinstance(corruption, (int, float)) and 0.0 <= corruption < 1.0):

@@ -33,6 +33,12 @@ from reclight_mf.network import BiasedMF, frequency_weights
 OPTIMIZERS = ("adam", "sgd", "sparse_adam")
 LOSSES = ("squared", "bpr")
 LR_SCHEDULES = ("cosine", "exponential", "constant")
+# Per-loss defaults of reg and bias_reg (benchmarks/tune_mf.py for squared; the BPR ones on a
+# 20% validation carve of MovieLens 100K u1.base, benchmarks/topn.py tune; lr 0.05 won there too).
+LOSS_DEFAULTS: dict[str, dict[str, float]] = {
+    "squared": {"reg": 0.15, "bias_reg": 0.1},
+    "bpr": {"reg": 0.01, "bias_reg": 0.01},
+}
 
 
 class MatrixFactorization(RecModel):
@@ -41,8 +47,10 @@ class MatrixFactorization(RecModel):
     Args:
         data: the training data (filled in by the CLI; mu in the prediction rule is its mean).
         dim: number of latent factors.
-        reg: L2 weight on the factors of each example's user and item.
-        bias_reg: L2 weight on each example's user and item biases.
+        reg: L2 weight on the factors of each example's user and item (unset: 0.15 for the
+            squared loss, 0.01 for ``loss="bpr"``; ``LOSS_DEFAULTS``).
+        bias_reg: L2 weight on each example's user and item biases (unset: 0.1 for squared,
+            0.01 for bpr).
         lr: (initial) learning rate.
         optimizer: "adam" (dense), "sgd" (sparse gradients, plain SGD as in Funk/Koren),
             or "sparse_adam" (sparse embeddings with torch.optim.SparseAdam: cost per step grows
@@ -74,8 +82,9 @@ class MatrixFactorization(RecModel):
     label: ClassVar[str] = "mf"
     optimizers: ClassVar[tuple[str, ...]] = OPTIMIZERS
 
-    def __init__(self, data: TrainingData | Mapping[str, Any], dim: int = 64, reg: float = 0.15,
-                 bias_reg: float = 0.1, lr: float = 0.05, optimizer: str = "adam",
+    def __init__(self, data: TrainingData | Mapping[str, Any], dim: int = 64,
+                 reg: float | None = None, bias_reg: float | None = None,
+                 lr: float = 0.05, optimizer: str = "adam",
                  init_std: float = 0.1, lr_schedule: str = "constant", lr_decay: float = 1.0,
                  frequency_exponent: float = 0.5, loss: str = "squared", num_negatives: int = 1,
                  negative_sampling: str = "uniform") -> None:
@@ -84,6 +93,11 @@ class MatrixFactorization(RecModel):
         if loss not in LOSSES:
             raise ConfigError(f"unknown loss '{loss}' for {name}; choose one of {', '.join(LOSSES)} "
                               "(--model.loss)")
+        # Unset reg/bias_reg take the defaults of the chosen loss: the squared-loss ones were
+        # chosen for rating error, the BPR ones on a validation carve for NDCG@10 (README).
+        chosen = LOSS_DEFAULTS[loss]
+        reg = chosen["reg"] if reg is None else reg
+        bias_reg = chosen["bias_reg"] if bias_reg is None else bias_reg
         if loss == "bpr":
             try:
                 check_negative_options(num_negatives, negative_sampling)
@@ -110,6 +124,7 @@ class MatrixFactorization(RecModel):
             raise ConfigError(f"{name} needs 0 < lr_decay <= 1 and 0 <= frequency_exponent <= 1; "
                               f"got lr_decay={lr_decay}, frequency_exponent={frequency_exponent}")
         self.save_hyperparameters()
+        self.hparams.update(reg=reg, bias_reg=bias_reg)  # the values in use, saved
         self.net = self.build_network(dim, init_std, sparse=optimizer != "adam")
         # Per-row penalty weights n^(exponent - 1), derived from the training counts (which the
         # checkpoint's data holds, so they are not saved again).

@@ -152,3 +152,13 @@ def test_bpr_loss_is_the_mean_negative_log_sigmoid_of_score_differences() -> Non
 def test_bad_loss_settings_are_one_line(kwargs, match) -> None:
     with pytest.raises(ConfigError, match=match):
         MatrixFactorization(tiny(2, 2).training_data, **kwargs)
+
+
+def test_unset_penalties_take_the_chosen_losss_defaults_and_set_ones_win() -> None:
+    data = tiny(2, 3).training_data
+    squared = MatrixFactorization(data)
+    bpr = MatrixFactorization(data, loss="bpr")
+    mine = MatrixFactorization(data, loss="bpr", reg=0.2, bias_reg=0.0)
+    assert (squared.hparams.reg, squared.hparams.bias_reg) == (0.15, 0.1)  # rating defaults kept
+    assert (bpr.hparams.reg, bpr.hparams.bias_reg) == (0.01, 0.01)
+    assert (mine.hparams.reg, mine.hparams.bias_reg) == (0.2, 0.0)
