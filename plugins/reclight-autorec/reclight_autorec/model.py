@@ -20,7 +20,7 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor
 
-from reclight.autoencoder import RowAutoencoderModel, activation
+from reclight.autoencoder import RowAutoencoderModel, activation, fused_supported
 from reclight.data.training import TrainingData
 from reclight.errors import ConfigError
 from reclight.schedules import check_gamma, parse_milestones, with_multistep
@@ -47,19 +47,22 @@ class AutoRec(RowAutoencoderModel):
         lbfgs_iters: L-BFGS iterations per batch (torch's max_iter).
         refeed_steps: dense re-feeding steps after each normal step (see reclight.refeed).
         refeed_dropout: dropout noise on the re-fed input.
+        center: "residual" (learn the residual from the baseline mu + b_u + b_i; see
+            reclight.autoencoder), "output" (raw ratings in, baseline + output out) or "none"
+            (the paper's raw ratings).
     """
 
     input_kind: ClassVar[str] = "item_rows"  # the default variant; instances follow `variant`
     trainer_defaults: ClassVar[dict[str, Any]] = {"max_epochs": 40}
-    data_defaults: ClassVar[dict[str, Any]] = {"batch_size": 64}
+    data_defaults: ClassVar[dict[str, Any]] = {"batch_size": 256}
 
     def __init__(self, data: TrainingData | Mapping[str, Any], variant: str = "item",
                  hidden: int = 500, encoder: str = "sigmoid", decoder: str = "identity",
-                 reg: float = 150.0, lr: float = 1e-3, milestones: list[int] | str = "20",
+                 reg: float = 150.0, lr: float = 4e-3, milestones: list[int] | str = "20",
                  gamma: float = 0.1, optimizer: str = "adam", lbfgs_iters: int = 20,
-                 refeed_steps: int = 0, refeed_dropout: float = 0.0) -> None:
+                 refeed_steps: int = 0, refeed_dropout: float = 0.0, center: str = "residual") -> None:
         super().__init__(data, variant=variant, refeed_steps=refeed_steps,
-                         refeed_dropout=refeed_dropout)
+                         refeed_dropout=refeed_dropout, center=center)
         if optimizer not in OPTIMIZERS:
             raise ConfigError(f"unknown optimizer '{optimizer}' for autorec; choose one of "
                               f"{', '.join(OPTIMIZERS)} (--model.optimizer)")
@@ -81,5 +84,5 @@ class AutoRec(RowAutoencoderModel):
         if hp.optimizer == "lbfgs":
             return torch.optim.LBFGS(self.net.parameters(), lr=1.0, max_iter=hp.lbfgs_iters,
                                      history_size=10, line_search_fn="strong_wolfe")
-        opt = torch.optim.Adam(self.net.parameters(), lr=hp.lr)
+        opt = torch.optim.Adam(self.net.parameters(), lr=hp.lr, fused=fused_supported(self.device))
         return with_multistep(opt, self.milestones, hp.gamma)

@@ -16,7 +16,8 @@ from typing import Any, ClassVar
 
 import torch
 
-from reclight.autoencoder import RowAutoencoderModel, activation, check_dropout, parse_layers
+from reclight.autoencoder import (RowAutoencoderModel, activation, check_dropout,
+                                  fused_supported, parse_layers)
 from reclight.data.training import TrainingData
 from reclight.errors import ConfigError
 from reclight.schedules import check_gamma, parse_milestones, with_multistep
@@ -49,21 +50,24 @@ class DeepRec(RowAutoencoderModel):
         variant: "user" (the paper's) or "item" (rows are items).
         refeed_steps: dense re-feeding steps after each normal step (0: off).
         refeed_dropout: dropout noise on the re-fed input.
+        center: "residual" (learn the residual from the baseline mu + b_u + b_i; see
+            reclight.autoencoder), "output" (raw ratings in, baseline + output out) or "none"
+            (the paper's raw ratings).
     """
 
     input_kind: ClassVar[str] = "user_rows"
     trainer_defaults: ClassVar[dict[str, Any]] = {"max_epochs": 50}
-    data_defaults: ClassVar[dict[str, Any]] = {"batch_size": 32}
+    data_defaults: ClassVar[dict[str, Any]] = {"batch_size": 256}
 
     def __init__(self, data: TrainingData | Mapping[str, Any],
                  hidden: list[int] | str = "512,512,1024", activation: str = "selu",
                  dropout: float = 0.5, constrained: bool = False, linear_last: bool = False,
-                 optimizer: str = "sgd", lr: float = 0.005, momentum: float = 0.9,
+                 optimizer: str = "sgd", lr: float = 0.04, momentum: float = 0.9,
                  weight_decay: float = 0.005, milestones: list[int] | str = "30,40",
                  gamma: float = 0.3, variant: str = "user", refeed_steps: int = 1,
-                 refeed_dropout: float = 0.0) -> None:
+                 refeed_dropout: float = 0.0, center: str = "residual") -> None:
         super().__init__(data, variant=variant, refeed_steps=refeed_steps,
-                         refeed_dropout=refeed_dropout)
+                         refeed_dropout=refeed_dropout, center=center)
         layers = parse_layers(hidden)
         act = _activation(activation)
         check_dropout(dropout)
@@ -80,12 +84,14 @@ class DeepRec(RowAutoencoderModel):
 
     def configure_optimizers(self) -> Any:
         hp = self.hparams
+        fused = fused_supported(self.device)
         if hp.optimizer == "adam":
             opt: torch.optim.Optimizer = torch.optim.Adam(self.net.parameters(), lr=hp.lr,
-                                                          weight_decay=hp.weight_decay)
+                                                          weight_decay=hp.weight_decay,
+                                                          fused=fused)
         else:
             opt = torch.optim.SGD(self.net.parameters(), lr=hp.lr, momentum=hp.momentum,
-                                  weight_decay=hp.weight_decay)
+                                  weight_decay=hp.weight_decay, fused=fused)
         return with_multistep(opt, self.milestones, hp.gamma)
 
 
