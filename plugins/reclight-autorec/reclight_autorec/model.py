@@ -1,8 +1,10 @@
 """The ``autorec`` model: AutoRec (Sedhain, Menon, Sanner and Xie, "AutoRec: Autoencoders Meet
 Collaborative Filtering", WWW 2015).
 
-Item-based (I-AutoRec, the paper's better variant and our default) reconstructs each item's
-vector of user ratings; user-based (U-AutoRec) each user's vector of item ratings. Objective
+Item-based (I-AutoRec, the paper's better variant) reconstructs each item's vector of user
+ratings; user-based (U-AutoRec) each user's vector of item ratings. The default "auto" takes
+the side with more rows (I-AutoRec on MovieLens 100K; user rows where users far outnumber
+items, where item rows lost to the baseline; issue 18). Objective
 (eq. 2): squared error on observed entries plus lambda/2 (||W||^2 + ||V||^2). We minimise it
 divided by the number of training ratings, i.e. the masked MSE of a batch plus
 lambda / (2 N) (||W||^2 + ||V||^2), so ``reg`` is the paper's lambda whatever the batch size.
@@ -27,6 +29,10 @@ from reclight.schedules import check_gamma, parse_milestones, with_multistep
 from reclight_autorec.network import AutoRecNet
 
 OPTIMIZERS = ("adam", "lbfgs")
+# The default lambda per training rating of an average row: 1.75 x 42.8 ratings per item row of
+# MovieLens 100K's u1 carve = 75, the value chosen there on validation. A fixed lambda lost to
+# the baseline on rows of 7-8 ratings (both ten-times shapes), where about 14 won (issue 18).
+REG_PER_ROW_RATING = 1.75
 
 
 class AutoRec(RowAutoencoderModel):
@@ -34,11 +40,16 @@ class AutoRec(RowAutoencoderModel):
 
     Args:
         data: the training data (filled in by the CLI).
-        variant: "item" (I-AutoRec: rows are items, the item_rows view) or "user" (U-AutoRec).
+        variant: "auto" (the side with more rows, see reclight.autoencoder.auto_variant), "item"
+            (I-AutoRec: rows are items, the item_rows view) or "user" (U-AutoRec).
         hidden: size of the single hidden layer (the paper's k; 500 in its experiments).
         encoder: activation g of the hidden layer (sigmoid in the paper).
         decoder: activation f of the output layer (identity in the paper).
-        reg: the paper's lambda, weight of (||W||^2 + ||V||^2) / 2, per training rating.
+        reg: the paper's lambda, weight of (||W||^2 + ||V||^2) / 2, per training rating. None
+            (the default): 1.75 times the mean number of training ratings per row, so the
+            penalty follows the rows' evidence (75 on MovieLens 100K's item rows, about 14 where
+            rows hold 8 ratings); chosen on validation carves of MovieLens 100K u1 and of the
+            synthetic shapes of reclight.shapes (benchmarks/RESULTS.md).
         lr: Adam's learning rate (L-BFGS takes unit steps with a strong-Wolfe line search).
         milestones: epochs after which Adam's rate is multiplied by ``gamma`` (a list or a
             comma-separated string; empty: constant rate). Not used by L-BFGS.
@@ -47,6 +58,7 @@ class AutoRec(RowAutoencoderModel):
         lbfgs_iters: L-BFGS iterations per batch (torch's max_iter).
         refeed_steps: dense re-feeding steps after each normal step (see reclight.refeed).
         refeed_dropout: dropout noise on the re-fed input.
+        cap_hidden: cap the hidden size at the row width (the input's length).
         center: "residual" (learn the residual from the baseline mu + b_u + b_i; see
             reclight.autoencoder), "output" (raw ratings in, baseline + output out) or "none"
             (the paper's raw ratings).
@@ -56,17 +68,20 @@ class AutoRec(RowAutoencoderModel):
     trainer_defaults: ClassVar[dict[str, Any]] = {"max_epochs": 40}
     data_defaults: ClassVar[dict[str, Any]] = {"batch_size": 256}
 
-    def __init__(self, data: TrainingData | Mapping[str, Any], variant: str = "item",
+    def __init__(self, data: TrainingData | Mapping[str, Any], variant: str = "auto",
                  hidden: int = 500, encoder: str = "sigmoid", decoder: str = "identity",
-                 reg: float = 150.0, lr: float = 4e-3, milestones: list[int] | str = "20",
+                 reg: float | None = None, lr: float = 4e-3, milestones: list[int] | str = "20",
                  gamma: float = 0.1, optimizer: str = "adam", lbfgs_iters: int = 20,
-                 refeed_steps: int = 0, refeed_dropout: float = 0.0, center: str = "residual") -> None:
+                 refeed_steps: int = 0, refeed_dropout: float = 0.0, center: str = "residual",
+                 cap_hidden: bool = True) -> None:
         super().__init__(data, variant=variant, refeed_steps=refeed_steps,
                          refeed_dropout=refeed_dropout, center=center)
         if optimizer not in OPTIMIZERS:
             raise ConfigError(f"unknown optimizer '{optimizer}' for autorec; choose one of "
                               f"{', '.join(OPTIMIZERS)} (--model.optimizer)")
-        if hidden < 1 or reg < 0 or lr <= 0 or lbfgs_iters < 1:
+        rows = self.num_items if self.variant == "item" else self.num_users
+        self.reg = REG_PER_ROW_RATING * self.data.nnz / max(rows, 1) if reg is None else float(reg)
+        if hidden < 1 or self.reg < 0 or lr <= 0 or lbfgs_iters < 1:
             raise ConfigError(f"autorec needs hidden >= 1, reg >= 0, lr > 0 and lbfgs_iters >= 1; "
                               f"got hidden={hidden}, reg={reg}, lr={lr}, lbfgs_iters={lbfgs_iters}")
         check_gamma(gamma)
@@ -74,10 +89,13 @@ class AutoRec(RowAutoencoderModel):
         g = activation(encoder, "--model.encoder")
         f = activation(decoder, "--model.decoder")
         self.save_hyperparameters()
-        self.net = AutoRecNet(self.row_width, hidden, g, f)
+        # An over-complete code (wider than the row) can copy its input: on narrow rows (129
+        # users a row on the small 10x-more-items shape) hidden 500 lost to the baseline.
+        width = min(hidden, self.row_width) if cap_hidden else hidden
+        self.net = AutoRecNet(self.row_width, width, g, f)
 
     def regularization(self) -> Tensor:
-        return self.hparams.reg / (2.0 * max(self.data.nnz, 1)) * self.net.weight_norm()
+        return self.reg / (2.0 * max(self.data.nnz, 1)) * self.net.weight_norm()
 
     def configure_optimizers(self) -> Any:
         hp = self.hparams

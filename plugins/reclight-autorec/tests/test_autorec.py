@@ -58,11 +58,14 @@ def test_penalty_is_lambda_over_two_n_times_the_weight_norms() -> None:
     torch.testing.assert_close(model.regularization(), 3.0 / (2 * dm.train_rows.nnz) * norms)
 
 
-def test_item_based_is_the_default_and_reads_item_rows() -> None:
+def test_auto_takes_the_side_with_more_rows_and_reads_its_view() -> None:
     data = tiny_data()
     model = AutoRec(data)
-    assert AutoRec.input_kind == model.input_kind == "item_rows"
-    assert model.net.encoder.in_features == data.num_users  # an item's vector of user ratings
+    rows, view = ("item", "item_rows") if data.num_items > data.num_users else ("user", "user_rows")
+    assert model.hparams.variant == "auto" and model.variant == rows and model.input_kind == view
+    item = AutoRec(data, variant="item")
+    assert item.input_kind == "item_rows"
+    assert item.net.encoder.in_features == data.num_users  # an item's vector of user ratings
 
 
 def test_adam_follows_the_validated_schedule_and_lbfgs_takes_none() -> None:
@@ -91,3 +94,20 @@ def test_bad_hyper_parameters_are_one_line_errors(kwargs: dict, fragment: str) -
     with pytest.raises(ConfigError, match=fragment) as info:
         AutoRec(tiny_data(), **kwargs)
     assert "\n" not in str(info.value)
+
+
+def test_default_penalty_follows_the_mean_row_length() -> None:
+    data = tiny_data()
+    model = AutoRec(data)
+    rows = data.num_items if model.variant == "item" else data.num_users
+    assert model.hparams.reg is None
+    assert model.reg == pytest.approx(1.75 * data.nnz / rows)
+    assert AutoRec(data, reg=3.0).reg == 3.0
+
+
+def test_hidden_is_capped_at_the_row_width() -> None:
+    data = tiny_data()
+    model = AutoRec(data, variant="item", hidden=10_000)
+    assert model.net.encoder.out_features == data.num_users
+    assert AutoRec(data, variant="item", hidden=10_000,
+                   cap_hidden=False).net.encoder.out_features == 10_000

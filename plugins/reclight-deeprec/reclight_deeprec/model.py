@@ -47,12 +47,15 @@ class DeepRec(RowAutoencoderModel):
             (a list or a comma-separated string; empty: constant rate). The default 30,40
             with ``gamma`` 0.3 was chosen on a validation carve of MovieLens 100K.
         gamma: the multi-step schedule's factor.
-        variant: "user" (the paper's) or "item" (rows are items).
+        variant: "auto" (the side with more rows: items on MovieLens 100K; see
+            reclight.autoencoder.auto_variant), "user" (the paper's) or "item" (rows are items).
         refeed_steps: dense re-feeding steps after each normal step (0: off).
         refeed_dropout: dropout noise on the re-fed input.
         center: "residual" (learn the residual from the baseline mu + b_u + b_i; see
             reclight.autoencoder), "output" (raw ratings in, baseline + output out) or "none"
             (the paper's raw ratings).
+        cap_hidden: cap every layer size at the row width (the input's length), so a narrow
+            row never gets a code wider than itself.
     """
 
     input_kind: ClassVar[str] = "user_rows"
@@ -64,11 +67,15 @@ class DeepRec(RowAutoencoderModel):
                  dropout: float = 0.5, constrained: bool = False, linear_last: bool = False,
                  optimizer: str = "sgd", lr: float = 0.04, momentum: float = 0.9,
                  weight_decay: float = 0.005, milestones: list[int] | str = "30,40",
-                 gamma: float = 0.3, variant: str = "user", refeed_steps: int = 1,
-                 refeed_dropout: float = 0.0, center: str = "residual") -> None:
+                 gamma: float = 0.3, variant: str = "auto", refeed_steps: int = 1,
+                 refeed_dropout: float = 0.0, center: str = "residual",
+                 cap_hidden: bool = True) -> None:
         super().__init__(data, variant=variant, refeed_steps=refeed_steps,
                          refeed_dropout=refeed_dropout, center=center)
-        layers = parse_layers(hidden)
+        # No layer wider than the input row: the paper's 512-512-1024 is sized for Netflix's
+        # 17,770-item rows; on narrow rows a wider code only adds weights to overfit and time.
+        layers = [min(h, self.row_width) for h in parse_layers(hidden)] if cap_hidden \
+            else parse_layers(hidden)
         act = _activation(activation)
         check_dropout(dropout)
         if optimizer not in OPTIMIZERS:

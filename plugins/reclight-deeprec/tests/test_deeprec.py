@@ -94,8 +94,16 @@ def test_default_schedule_and_regularisation_are_the_validated_ones() -> None:
 
 
 def test_hidden_accepts_a_string_or_a_list() -> None:
-    a, b = DeepRec(data_of(5, 7), hidden="8,4"), DeepRec(data_of(5, 7), hidden=[8, 4])
-    assert [w.shape for w in a.net.enc_w] == [w.shape for w in b.net.enc_w] == [(8, 7), (4, 8)]
+    a, b = (DeepRec(data_of(5, 7), hidden="8,4", variant="user"),
+            DeepRec(data_of(5, 7), hidden=[8, 4], variant="user", cap_hidden=False))
+    assert [w.shape for w in b.net.enc_w] == [(8, 7), (4, 8)]
+    assert [w.shape for w in a.net.enc_w] == [(7, 7), (4, 7)]  # no layer wider than the row
+
+
+def test_auto_variant_takes_the_side_with_more_rows() -> None:
+    assert DeepRec(data_of(5, 7)).input_kind == "item_rows"
+    assert DeepRec(data_of(7, 5)).input_kind == "user_rows"
+    assert DeepRec(data_of(5, 7)).net.enc_w[0].shape[1] == 5  # an item's row of 5 users
 
 
 @pytest.mark.parametrize("kwargs, fragment", [
