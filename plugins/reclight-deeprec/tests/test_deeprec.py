@@ -48,7 +48,7 @@ def test_refeeding_takes_the_extra_optimiser_step_and_changes_the_weights() -> N
 
 
 def test_constrained_decoder_shares_the_encoder_weights() -> None:
-    model = DeepRec(data_of(10, 12), hidden=[6, 4], constrained=True)
+    model = DeepRec(data_of(10, 12), hidden=[6, 4], constrained=True, variant="user")
     net = model.net
     assert len(net.dec_w) == 0
     assert net.decoder_weight(0).data_ptr() == net.enc_w[1].data_ptr()
@@ -58,11 +58,12 @@ def test_constrained_decoder_shares_the_encoder_weights() -> None:
     net.decode(torch.randn(3, 4)).sum().backward()
     assert net.enc_w[0].grad is not None and net.enc_w[0].grad.abs().sum() > 0
     assert sum(p.numel() for p in net.parameters()) < sum(
-        p.numel() for p in DeepRec(data_of(10, 12), hidden=[6, 4]).net.parameters())
+        p.numel() for p in DeepRec(data_of(10, 12), hidden=[6, 4], variant="user").net.parameters())
 
 
 def test_linear_last_layer_can_go_negative() -> None:
-    model = DeepRec(data_of(10, 12), hidden=[4], activation="relu", linear_last=True, dropout=0.0)
+    model = DeepRec(data_of(10, 12), hidden=[4], activation="relu", linear_last=True, dropout=0.0,
+                    variant="user")
     with torch.no_grad():
         model.net.dec_b[0].fill_(-5.0)
         assert (model.reconstruct(torch.zeros(2, 12)) < 0).all()
