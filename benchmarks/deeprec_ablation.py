@@ -68,7 +68,9 @@ def fit_args(model: str, data: str, fold: str, extra: list[str]) -> list[str]:
     return ["--model", model, "--data", data, "--data.split", fold,
             "--trainer.logger", "false", "--trainer.enable_checkpointing", "false",
             "--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false",
-            *extra]
+            # Every child writes its metrics.json into ./runs; each run replaces the last one's
+            # (the figures are collected from the child's return value, not from the files).
+            "--overwrite", *extra]
 
 
 SURPRISE = r"""
