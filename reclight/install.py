@@ -76,6 +76,10 @@ def uninstall_targets(names: Sequence[str]) -> list[str]:
 def uninstall(names: Sequence[str], run: Runner | None = None) -> tuple[int, list[str]]:
     """``pip uninstall`` the plugins ``names`` (see :func:`uninstall_targets`); returns pip's
     exit status and one line per plugin entry point that is gone."""
+    if not ({"-y", "--yes"} & set(names)) and not sys.stdin.isatty():
+        # pip asks "Proceed (Y/n)?" and, with no terminal to answer it, ends in a traceback.
+        raise PluginError("`reclight uninstall` needs -y when its input is not a terminal "
+                          "(pip would ask to confirm); run it again with -y")
     before = plugin_entry_points()
     code = (run or _run)(pip_command("uninstall", uninstall_targets(names)))
     after = plugin_entry_points()

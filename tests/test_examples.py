@@ -156,6 +156,16 @@ def test_uninstall_refuses_to_remove_reclight_itself(capsys: pytest.CaptureFixtu
     assert len(err.strip().splitlines()) == 1
 
 
+def test_uninstall_without_a_terminal_needs_yes(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(installer.sys.stdin, "isatty", lambda: False, raising=False)
+    ran: list[list[str]] = []
+    with pytest.raises(PluginError, match="needs -y when its input is not a terminal"):
+        installer.uninstall(["ease"], run=lambda command: ran.append(command) or 0)
+    assert ran == []  # pip never started
+    installer.uninstall(["ease", "--yes"], run=lambda command: ran.append(command) or 0)
+    assert len(ran) == 1
+
+
 def test_install_without_pip_is_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(installer.importlib.util, "find_spec", lambda name: None)
     with pytest.raises(PluginError, match="pip is not installed in reclight's environment"):
