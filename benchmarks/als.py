@@ -338,7 +338,9 @@ def spark_sweeps(dm: RatingDataModule, test: Ratings, args: argparse.Namespace) 
     df.count()
     times = {}
     model = None
-    for iters in (1, 1 + args.sweeps):
+    # An untimed warm-up fit first: Spark's first fit in a session pays for JIT compilation and
+    # job planning, which made the 1-sweep fit slower than the longer one (a negative sweep time).
+    for iters in (1, 1, 1 + args.sweeps):
         als = ALS(rank=args.rank, maxIter=iters, regParam=args.reg, userCol="user",
                   itemCol="item", ratingCol="rating", seed=0, nonnegative=False)
         start = time.perf_counter()
@@ -357,7 +359,7 @@ def spark_sweeps(dm: RatingDataModule, test: Ratings, args: argparse.Namespace) 
     rmse = float(np.sqrt(np.mean((pred - test.ratings.numpy()) ** 2)))
     spark.stop()
     return {"sweep_s": (times[1 + args.sweeps] - times[1]) / args.sweeps,
-            "first_fit_s": times[1], "rmse": rmse}
+            "one_sweep_fit_s": times[1], "full_fit_s": times[1 + args.sweeps], "rmse": rmse}
 
 
 def scale(args: argparse.Namespace) -> None:
