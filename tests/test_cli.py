@@ -11,8 +11,8 @@ import pytest
 import torch
 import yaml
 
-from reclight import cli
 from reclight.plugins import PluginSet, reset_plugins
+from tests.cli_helpers import run_cli
 
 from . import toy_plugin
 
@@ -22,11 +22,7 @@ SMALL = ["--data.synthetic_ratings", "3000", "--trainer.enable_progress_bar", "f
 pytestmark = pytest.mark.usefixtures("toy_registry")
 
 
-def run(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as exit_info:
-        cli.main(args)
-    out, err = capsys.readouterr()
-    return int(exit_info.value.code or 0), out, err
+run = run_cli
 
 
 def fit(tmp_path: Path, capsys: pytest.CaptureFixture[str], *extra: str) -> tuple[Path, dict]:

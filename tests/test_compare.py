@@ -12,11 +12,12 @@ import pandas as pd
 import pytest
 import torch
 
-from reclight import cli, hookimpl
+from reclight import hookimpl
 from reclight.curves import LearningCurve, PeakMemory
 from reclight.data import RatingDataModule
 from reclight.plugins import PluginSet, reset_plugins
 from reclight.testing import low_rank_ratings, quiet_trainer
+from tests.cli_helpers import run_cli
 
 from . import toy_plugin
 
@@ -50,10 +51,7 @@ def registry() -> Iterator[None]:
 
 
 def run(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as exit_info:
-        cli.main(["compare", *args])
-    out, err = capsys.readouterr()
-    return int(exit_info.value.code or 0), out, err
+    return run_cli(["compare", *args], capsys)
 
 
 def assert_refused(code: int, err: str, out_dir: Path, *fragments: str) -> None:

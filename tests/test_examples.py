@@ -15,10 +15,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from reclight import cli
 from reclight import install as installer
 from reclight.errors import PluginError
 from reclight.registry import get_registry
+from tests.cli_helpers import run_cli
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLE = REPO / "examples" / "reclight-ease"
@@ -27,11 +27,7 @@ CONFIGS = REPO / "examples" / "configs"
 STATED = re.compile(r"^u1 NDCG@10: (0\.\d{4})\b", re.MULTILINE)
 
 
-def run(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as exit_info:
-        cli.main(args)
-    out, err = capsys.readouterr()
-    return int(exit_info.value.code or 0), out, err
+run = run_cli
 
 
 def reclight(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess[str]:

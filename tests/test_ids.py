@@ -21,15 +21,12 @@ from reclight.data.schema import normalise_id
 from reclight.errors import DataError, DataWarning
 from reclight.serving import predict_pairs, recommend_users
 from reclight.tables import parse_user_list
+from tests.cli_helpers import run_cli
 
 pytestmark = pytest.mark.usefixtures("toy_registry")
 
 
-def run(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as exit_info:
-        cli.main(args)
-    out, err = capsys.readouterr()
-    return int(exit_info.value.code or 0), out, err
+run = run_cli
 
 
 def _spaced_ratings(path: Path) -> Path:

@@ -17,8 +17,9 @@ from types import SimpleNamespace
 
 import pytest
 
-from reclight import cli, plugins
+from reclight import plugins
 from reclight.plugins import PluginSet, reset_plugins
+from tests.cli_helpers import run_cli
 
 from . import toy_plugin
 from . import toy_plugins_extra as toys
@@ -63,11 +64,9 @@ def broken_world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pl
 
 
 def run(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as exit_info:
-        cli.main(args)
-    out, err = capsys.readouterr()
+    code, out, err = run_cli(args, capsys)
     assert "Traceback" not in err, err
-    return int(exit_info.value.code or 0), out, err
+    return code, out, err
 
 
 def test_every_failure_is_named_with_plugin_distribution_and_error(
