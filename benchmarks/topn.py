@@ -38,14 +38,17 @@ from typing import Any
 
 import reclight  # noqa: F401  first: it sets OMP_WAIT_POLICY before anything loads torch
 
+import lightning as L
 import numpy as np
 import torch
 
+from reclight.baseline import BiasBaseline
+from reclight.console import lightning_noise
 from reclight.data import RatingDataModule
 from reclight.data.ratings import Ratings
 from reclight.metrics import topn_at
+from reclight.lightning_cli import trainer_defaults_for
 from reclight.registry import get_registry
-from reclight.testing import quiet_trainer
 
 REPO = Path(__file__).resolve().parent.parent
 METRICS = (("ndcg", "NDCG@10"), ("recall", "Recall@10"), ("precision", "Precision@10"),
@@ -104,14 +107,36 @@ def metrics_of_scores(dm: RatingDataModule, held: Ratings, scores_of: Any,
 
 
 # ---- compare ----------------------------------------------------------------------------------
-def reclight_row(name: str, options: dict[str, Any], dm: RatingDataModule) -> dict[str, float]:
-    model = model_class(name)(dm.training_data, **options)
-    trainer = quiet_trainer(max_epochs=model.trainer_defaults.get("max_epochs", 5))
-    start = time.perf_counter()
-    trainer.fit(model, datamodule=dm)
-    fit_s = time.perf_counter() - start
-    start = time.perf_counter()
-    test = quiet_trainer().test(model, datamodule=dm, verbose=False)[0]
+def user_datamodule(cls: Any, folder: Path, fold: str) -> RatingDataModule:
+    """The DataModule ``reclight fit --model NAME --data FOLDER --data.split FOLD`` builds: the
+    model's ``data_defaults`` (batch size) applied, as the CLI applies them."""
+    return RatingDataModule(str(folder), split=fold, **cls.data_defaults)
+
+
+def user_trainer(cls: Any, **overrides: Any) -> L.Trainer:
+    """A Trainer with the settings ``reclight fit`` gives ``cls``: the core's and the model's
+    ``trainer_defaults`` (epochs included); nothing written, no progress output."""
+    settings = {**trainer_defaults_for(cls), "logger": False, "enable_checkpointing": False,
+                "enable_progress_bar": False, "enable_model_summary": False, **overrides}
+    settings.pop("default_root_dir", None)
+    return L.Trainer(**settings)
+
+
+def reclight_row(name: str, options: dict[str, Any], folder: Path,
+                 fold: str) -> dict[str, float]:
+    """Fit and test one model as ``reclight fit`` does (seed 0, the model's data and trainer
+    defaults, its ``cpu_threads`` through the callback it brings): what a user gets."""
+    cls = model_class(name)
+    L.seed_everything(0, verbose=False)
+    dm = user_datamodule(cls, folder, fold)
+    model = cls(dm.training_data, **options)
+    trainer = user_trainer(cls)
+    with lightning_noise(False):
+        start = time.perf_counter()
+        trainer.fit(model, datamodule=dm)
+        fit_s = time.perf_counter() - start
+        start = time.perf_counter()
+        test = trainer.test(model, datamodule=dm, verbose=False)[0]
     row = {m: float(test[f"test_{m}@10"]) for m, _ in METRICS}
     row.update(fit_s=fit_s, test_s=time.perf_counter() - start)
     return row
@@ -172,7 +197,8 @@ def recbole_rows(folder: Path, fold: str, models: list[str], epochs: dict[str, i
                 "epochs": epochs.get(name, 300), "eval_step": 0, "device": "cpu",
                 "use_gpu": False, "show_progress": False, "seed": 0, "reproducibility": True,
                 "checkpoint_dir": tmp, "state": "ERROR", "save_dataset": False,
-                "save_dataloaders": False})
+                "save_dataloaders": False,
+                "metric_decimal_place": 10})  # its default rounds results to 4 decimals
             init_seed(config["seed"], config["reproducibility"])
             logging.getLogger().setLevel(logging.ERROR)
             dataset = create_dataset(config)
@@ -187,10 +213,87 @@ def recbole_rows(folder: Path, fold: str, models: list[str], epochs: dict[str, i
                           (("ndcg", "ndcg"), ("recall", "recall"), ("precision", "precision"),
                            ("hit", "hit"), ("mrr", "mrr"))}
             rows[name]["fit_s"] = fit_s
-            if name == "Pop":  # the cross-check: reclight's metric function on RecBole's scores
-                scores_of = recbole_scorer(model, dataset, dm)
-                rows["Pop (reclight metrics)"] = dict(metrics_of_scores(dm, dm.test, scores_of),
-                                                      fit_s=fit_s)
+            if name == "Pop":
+                rows.update(pop_cross_check(model, trainer, train, test, dataset, dm, fit_s))
+    return rows
+
+
+# ---- the Pop cross-check ------------------------------------------------------------------------
+# RecBole 1.2.1's Pop counts an item with ``item_cnt[item] = item_cnt[item] + 1`` over a batch's
+# item ids: an item repeated in a batch is counted once, so its counts saturate at the number of
+# training batches (79 on u1.base: 80,000 positives plus one sampled negative each, 2,048 rows a
+# batch, negatives counted too). Its top items tie at 79 and 78 for 444 of the 459 test users,
+# and which tied items make a top 10 depends on the column order, which differs between
+# RecBole's ids and reclight's: permuting the columns of RecBole's own score matrix moves its
+# HR@10 between 0.76 and 0.85. So the cross-check compares evaluators on score matrices
+# without ties: (a) reclight's metric function on RecBole's own matrix, targets and training
+# mask, in RecBole's column order; (b) training popularity with ties broken by raw item id,
+# loaded into RecBole's Pop for RecBole's pipeline, and given to reclight's core test phase.
+def popularity_key(counts: torch.Tensor, raw: list[str], order: dict[str, int]) -> torch.Tensor:
+    """Training count with ties broken by raw id (earlier in ``order`` first), as integers
+    exact in float32: count * len(order) + (len(order) - 1 - position)."""
+    n = len(order)
+    tie = torch.tensor([n - 1 - order[r] for r in raw], dtype=torch.long)
+    return counts.long() * n + tie
+
+
+class TieFreePopularity(BiasBaseline):
+    """reclight's popularity baseline with ties broken by raw item id (see popularity_key)."""
+
+    def __init__(self, data: Any, key: torch.Tensor) -> None:
+        super().__init__(data, feedback="implicit")
+        self.register_buffer("key", key.float(), persistent=False)
+
+    def score_items(self, users: torch.Tensor) -> torch.Tensor:
+        return self.key.expand(len(users), -1)
+
+
+def recbole_matrix(model: Any, test: Any, n_items: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """RecBole's own full-sort scores (padding id and training items at -inf, as its trainer
+    sets them) and held-out targets, one row per evaluated user, in RecBole's item order."""
+    scores, targets = [], []
+    model.eval()
+    with torch.no_grad():
+        for interaction, history, pos_u, pos_i in test:
+            s = model.full_sort_predict(interaction).view(-1, n_items).float()
+            s[:, 0] = -float("inf")
+            s[history] = -float("inf")
+            t = torch.zeros_like(s, dtype=torch.bool)
+            t[pos_u, pos_i] = True
+            scores.append(s)
+            targets.append(t)
+    return torch.cat(scores), torch.cat(targets)
+
+
+def mean_metrics(scores: torch.Tensor, targets: torch.Tensor) -> dict[str, float]:
+    per_user = topn_at(scores, targets, [10])[10]
+    return {name: float(per_user[name].mean()) for name, _ in METRICS}
+
+
+def pop_cross_check(model: Any, trainer: Any, train: Any, test: Any, dataset: Any,
+                    dm: RatingDataModule, fit_s: float) -> dict[str, dict[str, float]]:
+    """Rows of the cross-check (see the comment above); RecBole's Pop is changed in place."""
+    n_items = dataset.item_num
+    rows = {"Pop, reclight's metric function on RecBole's own matrix":
+            dict(mean_metrics(*recbole_matrix(model, test, n_items)), fit_s=fit_s)}
+    # (b): one tie-free popularity for both pipelines
+    rb_raw = [str(t) for t in dataset.field2id_token[dataset.iid_field]]  # [0] is padding
+    order = {r: i for i, r in enumerate(sorted(set(rb_raw[1:]) | set(dm.item_map.raw)))}
+    rb_counts = torch.bincount(train.dataset.inter_feat[dataset.iid_field], minlength=n_items)
+    key = popularity_key(rb_counts[1:], rb_raw[1:], order)
+    model.item_cnt = torch.cat([key.new_zeros(1), key]).view(-1, 1)
+    model.max_cnt = model.item_cnt.max(dim=0)[0]
+    result = trainer.evaluate(test, load_best_model=False, show_progress=False)
+    rows["tie-free training popularity, RecBole's evaluator"] = dict(
+        {m: float(result[f"{m}@10"]) for m, _ in METRICS}, fit_s=0.0)
+    ours = TieFreePopularity(dm.training_data, popularity_key(
+        dm.training_data.item_counts, list(dm.item_map.raw), order))
+    with lightning_noise(False):
+        test_metrics = user_trainer(BiasBaseline).test(ours, datamodule=dm, verbose=False)[0]
+    rows["tie-free training popularity, reclight's core test phase"] = dict(
+        {m: float(test_metrics[f"test_{m}@10"]) for m, _ in METRICS}, fit_s=0.0)
+    rows["tie-free popularity from RecBole's model, reclight's metric function"] = dict(
+        metrics_of_scores(dm, dm.test, recbole_scorer(model, dataset, dm)), fit_s=0.0)
     return rows
 
 
@@ -228,15 +331,15 @@ def compare(args: argparse.Namespace) -> None:
     for label, name, options in RECLIGHT_ROWS:
         if wanted and label.split(" ")[0] not in wanted and name not in wanted:
             continue
-        rows.append((f"reclight {label}", reclight_row(name, options, dm)))
+        rows.append((f"reclight {label}", reclight_row(name, options, folder, args.fold)))
         print(f"  done: {label} ({rows[-1][1]['fit_s']:.1f} s)", file=sys.stderr, flush=True)
     pop_scores = dm.training_data.matrix.dense(torch.arange(dm.num_users))[1].sum(0).float()
     pop_ours = metrics_of_scores(dm, dm.test, lambda u: pop_scores.expand(len(u), -1))
     pop_ours["fit_s"] = 0.0
     rows.append(("reclight metric function on training popularity", pop_ours))
-    if have("implicit"):
+    if have("implicit") and not args.no_implicit:
         rows.append(("implicit 0.7.3 BPR, defaults", implicit_bpr_row(dm)))
-    else:
+    elif not have("implicit"):
         print("the implicit library is not installed (pip install implicit): row skipped")
     recbole: dict[str, dict[str, float]] = {}
     if have("recbole") and not args.no_recbole:
@@ -244,8 +347,12 @@ def compare(args: argparse.Namespace) -> None:
                                {"Pop": 1, "CDAE": args.recbole_epochs,
                                 "BPR": args.recbole_epochs}, dm)
         for name, row in recbole.items():
+            if " " in name:  # a row of the Pop cross-check
+                rows.append((f"cross-check: {name}", row))
+                continue
             epochs = f", {args.recbole_epochs} epochs" if name in ("CDAE", "BPR") else ""
-            rows.append((f"RecBole 1.2.1 {name}, defaults{epochs}", row))
+            shipped = " (as shipped: tied scores, see below)" if name == "Pop" else ""
+            rows.append((f"RecBole 1.2.1 {name}, defaults{epochs}{shipped}", row))
     elif not have("recbole"):
         print("RecBole is not installed (pip install torch==2.13.0 recbole==1.2.1): rows skipped")
     base = recbole.get("CDAE")
@@ -265,10 +372,21 @@ def compare(args: argparse.Namespace) -> None:
         print(f"mf bpr fit {bpr['fit_s']:.2f} s / implicit BPR fit {lib['fit_s']:.2f} s = "
               f"{bpr['fit_s'] / lib['fit_s']:.2f}")
     if "Pop" in recbole:
-        diff = max(abs(recbole["Pop"][m] - recbole["Pop (reclight metrics)"][m])
-                   for m, _ in METRICS)
-        print(f"Pop cross-check: largest |RecBole evaluator - reclight metrics| = {diff:.5f} "
-              f"({'agree' if diff < 5e-5 else 'DIFFER'} to 4 decimals)")
+        print("\nPop cross-check, largest |RecBole - reclight| over the five metrics "
+              "(agree to 4 decimals when < 5e-5):")
+        for label, a, b in (
+                ("RecBole Pop's own matrix: RecBole's evaluator vs reclight's metric function",
+                 "Pop", "Pop, reclight's metric function on RecBole's own matrix"),
+                ("tie-free training popularity: RecBole's pipeline vs reclight's core test phase",
+                 "tie-free training popularity, RecBole's evaluator",
+                 "tie-free training popularity, reclight's core test phase"),
+                ("tie-free popularity: RecBole's evaluator vs its scores through recbole_scorer",
+                 "tie-free training popularity, RecBole's evaluator",
+                 "tie-free popularity from RecBole's model, reclight's metric function")):
+            diffs = {t: abs(recbole[a][m] - recbole[b][m]) for m, t in METRICS}
+            worst = max(diffs, key=diffs.__getitem__)
+            print(f"- {label}: {diffs[worst]:.2e} ({worst}; "
+                  f"{'agree' if diffs[worst] < 5e-5 else 'DIFFER'})")
 
 
 # ---- tune -------------------------------------------------------------------------------------
@@ -378,6 +496,7 @@ def main() -> None:
     p.add_argument("--recbole-epochs", type=int, default=300)
     p.add_argument("--recbole-models", default="Pop,CDAE,BPR")
     p.add_argument("--no-recbole", action="store_true")
+    p.add_argument("--no-implicit", action="store_true", help="skip the implicit library's rows")
     p = sub.add_parser("tune")
     p.add_argument("--model", required=True)
     p.add_argument("--fold", default="u1")
