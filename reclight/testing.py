@@ -32,6 +32,8 @@ tests of its options. Lightning's start-up messages are off in every Trainer the
 
 from __future__ import annotations
 
+import math
+
 import inspect
 import re
 from pathlib import Path
@@ -352,6 +354,22 @@ class RecModelContract:
             scores = model.score_items(users)
         assert scores.shape == (len(users), dm.num_items)
         assert torch.all(torch.isfinite(scores))
+
+    def test_trains_under_each_declared_true_precision(self) -> None:
+        """A "-true" precision in ``precisions`` (the weights themselves cast) is a claim: one
+        epoch under each must train and test to finite metrics. Mixed precisions are the core's
+        and tests/test_precision.py covers them for every model."""
+        declared = [p for p in self.model_class().precisions if p.endswith("-true") and p != "32-true"]
+        if not declared:
+            pytest.skip("the model declares no low-precision '-true' setting")
+        for precision in declared:
+            dm = self.make_data()
+            model = self.make_model(dm)
+            trainer = quiet_trainer(max_epochs=1, precision=precision)
+            trainer.fit(model, datamodule=dm)
+            metrics = trainer.test(model, datamodule=dm, verbose=False)[0]
+            assert metrics and all(math.isfinite(float(v)) for v in metrics.values()), \
+                f"{precision}: {metrics}"
 
     @pytest.mark.parametrize("shape", ["one_user", "one_item", "almost_empty"])
     def test_degenerate_data_train_and_predict_finitely(self, shape: str) -> None:

@@ -45,6 +45,9 @@ class TowerMF(MatrixFactorization):
     # mf, one thread: on the shared 2-core box a second one made gathers of 8192 rows tens of
     # times slower (threads waiting for a core), see the plugin README.
     cpu_threads: ClassVar[int | None] = 1
+    # Dense embeddings, linear layers and Adam/SGD all have bf16 kernels on CPU and CUDA, so the
+    # weights themselves may be bf16 (the contract kit trains under every declared "-true").
+    precisions: ClassVar[tuple[str, ...]] = (*MatrixFactorization.precisions, "bf16-true")
 
     def make_towers(self) -> tuple[nn.Module, nn.Module]:
         """A user tower and an item tower (read ``self.hparams``)."""
