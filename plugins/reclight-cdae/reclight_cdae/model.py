@@ -60,6 +60,12 @@ class CDAE(RecModel):
     input_kind: ClassVar[str] = "implicit_user_rows"
     trainer_defaults: ClassVar[dict[str, Any]] = {"max_epochs": 80}
     data_defaults: ClassVar[dict[str, Any]] = {"batch_size": 128}
+    # Small dense steps: a second intra-op thread costs more in synchronisation than it gains
+    # (5x slower per epoch on the shared 2-core box, measured in the plugin README).
+    cpu_threads: ClassVar[int | None] = 1
+    # Every operation has bfloat16 and float64 kernels, and both train to the same ranking
+    # (tested). float16 weights are left out: the scores turn NaN within a few epochs.
+    precisions: ClassVar[tuple[str, ...]] = (*RecModel.precisions, "bf16-true", "64-true")
 
     def __init__(self, data: TrainingData | Mapping[str, Any], hidden: int = 200,
                  corruption: float = 0.5, hidden_activation: str = "sigmoid",

@@ -42,23 +42,42 @@ class CDAENet(nn.Module):
         """W' as [items, hidden]."""
         return self.encoder.weight.T if self.decoder is None else self.decoder.weight
 
+    def inputs(self, rows: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """The nonzero entries of ``rows`` as (row, column, value), row-major, drop-out noise
+        applied while training: each entry zeroed with probability q, survivors scaled by
+        1 / (1 - q). Equal in distribution to ``F.dropout`` on the dense rows, but only the
+        nonzero entries draw a random number (dropping a zero changes nothing): a user row
+        holds a few percent of nonzeros."""
+        r, c = rows.nonzero(as_tuple=True)
+        values = rows[r, c]
+        if self.training and self.corruption > 0:
+            keep = torch.rand(len(r), device=rows.device) >= self.corruption
+            r, c, values = r[keep], c[keep], values[keep] / (1.0 - self.corruption)
+        return r, c, values
+
     def corrupt(self, rows: Tensor) -> Tensor:
-        """Drop-out noise on ``rows``: each entry zeroed with probability q, survivors scaled
-        by 1 / (1 - q). Equal in distribution to ``F.dropout``, but only the nonzero entries
-        draw a random number (dropping a zero changes nothing): a user row holds a few percent
-        of nonzeros, and drawing for every cell made the noise cost three times the encoder."""
-        where = rows.nonzero(as_tuple=True)
-        keep = torch.rand(len(where[0]), device=rows.device) >= self.corruption
+        """The (corrupted while training) input as a dense matrix like ``rows``."""
+        r, c, values = self.inputs(rows)
         out = torch.zeros_like(rows)
-        r, c = where[0][keep], where[1][keep]
-        out[r, c] = rows[r, c] / (1.0 - self.corruption)
+        out[r, c] = values
         return out
+
+    def encode(self, rows: Tensor, users: Tensor) -> Tensor:
+        """Hidden layer z [B, hidden] of the users' binary ``rows``.
+
+        W^T y~ is a weighted sum of the encoder columns of the items in each row, computed
+        as an ``embedding_bag`` over the nonzero entries instead of a dense [B, items] x
+        [items, hidden] product: its cost (and that of W's gradient) grows with the
+        interactions, not with the catalogue (a test compares it with ``F.linear``)."""
+        r, c, values = self.inputs(rows)
+        offsets = torch.searchsorted(r, torch.arange(len(rows), device=rows.device))
+        x = F.embedding_bag(c, self.encoder.weight.T, offsets, mode="sum",
+                            per_sample_weights=values.to(self.encoder.weight.dtype))
+        return self.activation(x + self.encoder.bias + self.user_nodes(users))
 
     def forward(self, rows: Tensor, users: Tensor) -> Tensor:
         """Logits [B, items] of the users' binary ``rows``; corrupted while training."""
-        x = self.corrupt(rows) if self.training and self.corruption > 0 else rows
-        z = self.activation(self.encoder(x) + self.user_nodes(users))
-        return F.linear(z, self.decoder_weight(), self.output_bias)
+        return F.linear(self.encode(rows, users), self.decoder_weight(), self.output_bias)
 
     def penalty(self) -> Tensor:
         """Squared L2 norm of every weight (the paper's regulariser, biases included)."""

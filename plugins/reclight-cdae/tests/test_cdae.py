@@ -30,16 +30,30 @@ class TestCDAESampledContract(RecModelContract):
 def test_corruption_is_dropout_scaled_by_one_over_one_minus_q() -> None:
     dm = TestCDAEContract().make_data()
     model = CDAE(dm.training_data, hidden=4, corruption=0.5)
-    seen = []
-    model.net.encoder.register_forward_hook(lambda m, args, out: seen.append(args[0]))
     rows = torch.ones(64, dm.num_items)
     model.train()
-    model.net(rows, torch.zeros(64, dtype=torch.long))
-    values = seen[-1].unique().tolist()
-    assert values == [0.0, 2.0] and abs(float((seen[-1] == 0).float().mean()) - 0.5) < 0.05
+    noisy = model.net.corrupt(rows)
+    assert noisy.unique().tolist() == [0.0, 2.0]
+    assert abs(float((noisy == 0).float().mean()) - 0.5) < 0.05
     model.eval()
-    model.net(rows, torch.zeros(64, dtype=torch.long))
-    assert torch.equal(seen[-1], rows)  # no noise when scoring
+    assert torch.equal(model.net.corrupt(rows), rows)  # no noise when scoring
+
+
+@pytest.mark.parametrize("training", [False, True])
+def test_sparse_encoder_equals_the_dense_product(training: bool) -> None:
+    """The embedding_bag encoder computes h(W^T y~ + V_u + b) of the dense formula, noise
+    included (both draw the same random numbers from the same seed)."""
+    dm = TestCDAEContract().make_data()
+    net = CDAE(dm.training_data, hidden=8, init_std=0.3).net.train(training)
+    users = torch.arange(dm.num_users)
+    _, seen = dm.train_rows.dense(users)
+    rows = seen.float()
+    rows[1] = 0.0  # a user with no input at all
+    torch.manual_seed(3)
+    fast = net.encode(rows, users)
+    torch.manual_seed(3)
+    dense = net.activation(net.encoder(net.corrupt(rows)) + net.user_nodes(users))
+    torch.testing.assert_close(fast, dense, rtol=1e-5, atol=1e-6)
 
 
 def test_user_node_changes_the_scores_of_identical_rows() -> None:
@@ -79,6 +93,35 @@ def test_both_losses_rank_better_than_popularity(loss: str) -> None:
     model = CDAE(dm.training_data, **kwargs)
     quiet_trainer(max_epochs=40).fit(model, datamodule=dm)
     assert heldout_ndcg(model, dm) > popularity_ndcg(dm)
+
+
+@pytest.mark.parametrize("precision", ["bf16-true", "64-true"])
+def test_declared_true_precisions_train_and_rank(precision: str) -> None:
+    """The weights are cast (bf16-true, 64-true), the scores stay finite and rank the held-out
+    items better than popularity, as in 32-true."""
+    assert precision in CDAE.precisions
+    contract = TestCDAEContract()
+    dm = contract.make_data()
+    torch.manual_seed(0)
+    model = CDAE(dm.training_data, **FAST)
+    trainer = quiet_trainer(max_epochs=40, precision=precision)
+    trainer.fit(model, datamodule=dm)
+    dtype = {"bf16-true": torch.bfloat16, "64-true": torch.float64}[precision]
+    assert model.net.encoder.weight.dtype == dtype
+    scores = model.eval().score_items(torch.arange(dm.num_users))
+    assert scores.dtype == dtype and bool(torch.isfinite(scores).all())
+    assert heldout_ndcg(model, dm) > popularity_ndcg(dm)
+    metrics = trainer.test(model, datamodule=dm, verbose=False)[0]
+    assert 0.0 < metrics["test_ndcg@10"] <= 1.0
+
+
+def test_half_precision_weights_are_refused_in_one_line() -> None:
+    dm = TestCDAEContract().make_data()
+    with pytest.raises(ConfigError, match=r"--trainer.precision 16-true: CDAE supports 32-true, "
+                                          r"16-mixed, bf16-mixed, bf16-true, 64-true") as info:
+        quiet_trainer(max_epochs=1, precision="16-true").fit(CDAE(dm.training_data, **FAST),
+                                                             datamodule=dm)
+    assert "\n" not in str(info.value)
 
 
 @pytest.mark.parametrize(("kwargs", "match"), [
