@@ -26,7 +26,8 @@ from reclight.data.training import TrainingData
 from reclight.distributed import Exchange
 from reclight.errors import ConfigError
 from reclight.model import RecModel
-from reclight_als.solvers import Bucket, plan_buckets, solve_explicit, solve_implicit
+from reclight_als.solvers import (Bucket, plan_buckets, solve_explicit, solve_explicit_cg,
+                                  solve_implicit)
 
 # Defaults per variant, chosen on validation carves of MovieLens 100K u1.base..u5.base (see the
 # plugin README and benchmarks/als.py --tune); None in the signature picks these.
@@ -54,10 +55,16 @@ class AlternatingLeastSquares(RecModel):
             instead of predicting ratings.
         alpha: implicit confidence slope, > 0: confidence ``1 + alpha * r`` for an observed
             value r (the rating, or 1 for an interaction log).
-        cg_steps: implicit only: 0 solves each row exactly (Cholesky), n > 0 takes n
-            conjugate-gradient steps from the previous factors (Takacs et al. 2011).
+        cg_steps: 0 solves each row exactly (Cholesky; explicit rows shorter than the vector
+            width in the dual form), n > 0 takes n conjugate-gradient steps per half-sweep
+            from the previous factors (Takacs et al. 2011; explicit: Jacobi-preconditioned,
+            without forming the k x k systems, see ``solve_explicit_cg``).
         init_std: standard deviation of the random initial factors.
         seed: seed of the initial factors (the same on every rank).
+        reg_smoothing: explicit only, in [0, 1]: a row with n ratings pays its penalties
+            times ``(1 - s) n + s n_mean`` instead of n (``n_mean``: the mean count of its
+            side): 0 is weighted-lambda, 1 a plain ridge of the mean weight (Foygel et al.,
+            NIPS 2011, smoothed weighted trace norm).
     """
 
     input_kind: ClassVar[str] = "matrix"
@@ -67,7 +74,7 @@ class AlternatingLeastSquares(RecModel):
     def __init__(self, data: TrainingData | Mapping[str, Any], rank: int | None = None,
                  reg: float | None = None, bias_reg: float | None = None, biases: bool = True,
                  implicit: bool = False, alpha: float = 2.0, cg_steps: int = 0,
-                 init_std: float = 0.1, seed: int = 0) -> None:
+                 init_std: float = 0.1, seed: int = 0, reg_smoothing: float = 0.0) -> None:
         super().__init__(data)
         self.save_hyperparameters()
         variant = "implicit" if implicit else "explicit"
@@ -89,6 +96,9 @@ class AlternatingLeastSquares(RecModel):
         if not alpha > 0:
             raise ConfigError(f"als needs alpha > 0 (confidence 1 + alpha * r), got alpha={alpha}; "
                               "pass e.g. --model.alpha 1.0")
+        if not 0.0 <= reg_smoothing <= 1.0:
+            raise ConfigError(f"als needs 0 <= reg_smoothing <= 1, got reg_smoothing={reg_smoothing}; "
+                              "pass e.g. --model.reg_smoothing 0.3 (0: weighted-lambda)")
         if cg_steps < 0 or init_std < 0:
             raise ConfigError(f"als needs cg_steps >= 0 and init_std >= 0, got cg_steps={cg_steps}, "
                               f"init_std={init_std}")
@@ -129,27 +139,44 @@ class AlternatingLeastSquares(RecModel):
             self._plans[key] = plan_buckets(matrix, shard, width)
         return self._plans[key]
 
+    def _row_weights(self, matrix: SparseRows) -> Tensor | None:
+        """What each row's penalties are multiplied by: ``(1 - s) n + s n_mean`` for a row
+        with n ratings (the smoothed weighting of Foygel, Salakhutdinov, Shamir and Srebro,
+        "Learning with the Weighted Trace-norm under Arbitrary Sampling Distributions", NIPS
+        2011: the row marginals mixed with the uniform ones); None for s = 0, where the solvers
+        use the count itself (weighted-lambda)."""
+        smoothing = self.hparams.reg_smoothing
+        if smoothing == 0:
+            return None
+        counts = matrix.row_lengths().to(torch.float64)
+        mean = counts[counts > 0].mean() if bool((counts > 0).any()) else counts.new_ones(())
+        return ((1.0 - smoothing) * counts + smoothing * mean).to(torch.float32)
+
     def _half_sweep(self, matrix: SparseRows, shard: Tensor, solved: Tensor, solved_bias: Tensor,
                     fixed: Tensor, fixed_bias: Tensor) -> tuple[Tensor, Tensor]:
         """Solve this rank's ``shard`` of rows of ``matrix`` given the other side, then
         all-gather the rows of every rank; returns the new (factors, biases)."""
-        buckets = self._buckets(matrix, shard)
         start, stop = (int(shard[0]), int(shard[-1]) + 1) if len(shard) else (0, 0)
         empty = (matrix.row_lengths()[start:stop] == 0).to(solved.device)
         if self.feedback == "implicit":
+            buckets = self._buckets(matrix, shard)
             out = solved.clone()  # the warm start of conjugate gradient
             solve_implicit(buckets, fixed, self.hparams.alpha, self.reg, out,
                            cg_steps=self.hparams.cg_steps)
             local = out[start:stop]
             local[empty] = 0.0  # rows without entries: zero factors, never NaN
             return self.exchange.all_gather(local.contiguous()), solved_bias
-        if self.use_biases:
-            out = torch.cat([solved, solved_bias[:, None]], dim=1)
-            solve_explicit(buckets, fixed, fixed_bias, self.global_mean, self.reg,
-                           self.bias_reg, out)
+        weights = self._row_weights(matrix)
+        # Factors then bias in one vector per row (the augmented solve); also CG's warm start.
+        out = torch.cat([solved, solved_bias[:, None]], dim=1) if self.use_biases else solved.clone()
+        bias = fixed_bias if self.use_biases else None
+        bias_reg = self.bias_reg if self.use_biases else 0.0
+        if self.hparams.cg_steps > 0:
+            solve_explicit_cg(matrix, start, stop, fixed, bias, self.global_mean, self.reg,
+                              bias_reg, out, self.hparams.cg_steps, row_weights=weights)
         else:
-            out = solved.clone()
-            solve_explicit(buckets, fixed, None, self.global_mean, self.reg, 0.0, out)
+            solve_explicit(self._buckets(matrix, shard), fixed, bias, self.global_mean,
+                           self.reg, bias_reg, out, row_weights=weights)
         local = out[start:stop]
         local[empty] = 0.0  # zero factors and bias: the prediction falls back to mu + b_other
         gathered = self.exchange.all_gather(local.contiguous())

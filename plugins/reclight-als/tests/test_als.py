@@ -17,7 +17,7 @@ from reclight.errors import ConfigError
 from reclight.model import RecModel
 from reclight.testing import RecModelContract, heldout_ndcg, heldout_rmse, low_rank_ratings, quiet_trainer
 from reclight_als.model import AlternatingLeastSquares
-from reclight_als.solvers import plan_buckets, solve_explicit, solve_implicit
+from reclight_als.solvers import plan_buckets, solve_explicit, solve_explicit_cg, solve_implicit
 
 
 class _SmallRank:
@@ -34,6 +34,12 @@ class _SmallRank:
 class TestExplicitALSContract(_SmallRank, RecModelContract):
     model_name = "als"
     model_kwargs = {"rank": 4, "reg": 0.05}
+    fit_epochs = 10
+
+
+class TestExplicitCGContract(_SmallRank, RecModelContract):
+    model_name = "als"
+    model_kwargs = {"rank": 4, "reg": 0.05, "cg_steps": 3, "reg_smoothing": 0.3}
     fit_epochs = 10
 
 
@@ -72,10 +78,14 @@ def test_a_fully_observed_rank_one_matrix_with_biases_is_recovered_exactly() -> 
     assert heldout_rmse(model, dm.train) < 1e-3
 
 
+@pytest.mark.parametrize("solver", ["exact", "cg"])
+@pytest.mark.parametrize("smoothing", [0.0, 0.4])  # weighted-lambda, smoothed weights
 @pytest.mark.parametrize("k", [3, 12])  # rows longer than k + 1 (primal), shorter (dual form)
-def test_one_user_half_sweep_is_the_weighted_ridge_solution(k: int) -> None:
-    """Each user's [p_u, b_u] is (Y^T Y + reg n_u D)^-1 Y^T (r - mu - b_i), solved per user by
-    numpy, with D = diag(1, .., 1, bias_reg / reg)."""
+def test_one_user_half_sweep_is_the_weighted_ridge_solution(k: int, smoothing: float,
+                                                           solver: str) -> None:
+    """Each user's [p_u, b_u] is (Y^T Y + reg w_u D)^-1 Y^T (r - mu - b_i), solved per user by
+    numpy, with D = diag(1, .., 1, bias_reg / reg) and w_u = (1 - s) n_u + s mean(n) (s = 0:
+    weighted-lambda); the model's weights, the exact solve and enough CG steps all reach it."""
     frame = low_rank_ratings(30, 20, density=0.4, seed=3)
     dm = RatingDataModule(frame, split="none")
     data = dm.training_data
@@ -83,17 +93,46 @@ def test_one_user_half_sweep_is_the_weighted_ridge_solution(k: int) -> None:
     gen = torch.Generator().manual_seed(1)
     q, b_i = torch.randn(data.num_items, k, generator=gen), torch.randn(data.num_items, generator=gen)
     out = torch.zeros(data.num_users, k + 1)
-    buckets = plan_buckets(data.matrix, torch.arange(data.num_users), k + 1)
-    solve_explicit(buckets, q, b_i, data.global_mean, reg, bias_reg, out)
+    weights = AlternatingLeastSquares(data, rank=3, reg_smoothing=smoothing)._row_weights(data.matrix)
+    if solver == "exact":
+        buckets = plan_buckets(data.matrix, torch.arange(data.num_users), k + 1)
+        solve_explicit(buckets, q, b_i, data.global_mean, reg, bias_reg, out, row_weights=weights)
+    else:
+        solve_explicit_cg(data.matrix, 0, data.num_users, q, b_i, data.global_mean, reg, bias_reg,
+                          out, 4 * (k + 1), row_weights=weights)
     dense, mask = data.matrix.dense(torch.arange(data.num_users))
+    counts = mask.sum(1).double().numpy()
+    expected_weights = (1 - smoothing) * counts + smoothing * counts.mean()
     y = np.hstack([q.double().numpy(), np.ones((data.num_items, 1))])
     for u in range(data.num_users):
         seen = mask[u].numpy()
         yu = y[seen]
         target = dense[u].double().numpy()[seen] - data.global_mean - b_i.double().numpy()[seen]
-        penalty = np.diag([reg] * k + [bias_reg]) * seen.sum()
+        penalty = np.diag([reg] * k + [bias_reg]) * expected_weights[u]
         expected = np.linalg.solve(yu.T @ yu + penalty, yu.T @ target)
         np.testing.assert_allclose(out[u].numpy(), expected, rtol=1e-3, atol=1e-4)
+
+
+def test_explicit_cg_solves_only_its_rows_and_converges_to_the_exact_solve() -> None:
+    """A shard start:stop is solved from its warm start, the other rows are untouched; with
+    and without biases, more CG steps come closer to the exact (Cholesky/dual) solution."""
+    frame = low_rank_ratings(40, 60, density=0.15, seed=4)
+    data = RatingDataModule(frame, split="none").training_data
+    k, n = 10, data.num_users
+    gen = torch.Generator().manual_seed(3)
+    q, b_i = torch.randn(data.num_items, k, generator=gen), torch.randn(data.num_items, generator=gen)
+    for bias, width in ((b_i, k + 1), (None, k)):
+        exact = solve_explicit(plan_buckets(data.matrix, torch.arange(n), width), q, bias,
+                               data.global_mean, 0.1, 0.05, torch.zeros(n, width))
+        start = torch.randn(n, width, generator=gen)
+        errors = []
+        for steps in (1, 5, 40):
+            out = solve_explicit_cg(data.matrix, 5, 20, q, bias, data.global_mean, 0.1, 0.05,
+                                    start.clone(), steps)
+            torch.testing.assert_close(out[:5], start[:5])
+            torch.testing.assert_close(out[20:], start[20:])
+            errors.append(float((out[5:20] - exact[5:20]).abs().max()))
+        assert errors[0] > errors[1] > errors[2] and errors[2] < 1e-4, errors
 
 
 def test_the_dual_form_for_short_rows_is_the_primal_solution() -> None:
@@ -144,7 +183,8 @@ def test_rows_without_ratings_get_zero_factors_not_nan() -> None:
     users, items, ratings = (t[keep] for t in data.matrix.to_coo())
     sparse = TrainingData.from_ratings(Ratings(users, items, ratings), data.user_map,
                                        data.item_map, data.rating_range)
-    for kwargs in ({}, {"implicit": True}, {"implicit": True, "cg_steps": 2}, {"biases": False}):
+    for kwargs in ({}, {"implicit": True}, {"implicit": True, "cg_steps": 2}, {"biases": False},
+                   {"cg_steps": 2, "reg_smoothing": 0.5}):
         model = AlternatingLeastSquares(sparse, rank=3, **kwargs)
         batch = next(iter(MatrixBatches(sparse)))
         model.solve_step(batch, 0)
@@ -194,6 +234,8 @@ def test_one_epoch_is_one_sweep_and_bytes_are_logged() -> None:
     ({"bias_reg": -1.0}, r"bias_reg=-1.0"),
     ({"alpha": 0.0}, r"alpha > 0 .* got alpha=0.0"),
     ({"alpha": -3.0, "implicit": True}, r"got alpha=-3.0"),
+    ({"reg_smoothing": -0.1}, r"0 <= reg_smoothing <= 1, got reg_smoothing=-0.1"),
+    ({"reg_smoothing": 1.5}, r"got reg_smoothing=1.5"),
 ])
 def test_bad_hyper_parameters_are_one_line_errors(kwargs: dict, fragment: str) -> None:
     dm = RatingDataModule(low_rank_ratings(40, 30), split="none")

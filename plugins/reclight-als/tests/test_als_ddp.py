@@ -40,7 +40,8 @@ def fit_both(dm: RatingDataModule, epochs: int, check: Any = None,
     return single, double  # double holds rank 0's state, brought back by Lightning
 
 
-@pytest.mark.parametrize("kwargs", [{"rank": 3}, {"rank": 3, "implicit": True, "cg_steps": 2}])
+@pytest.mark.parametrize("kwargs", [{"rank": 3}, {"rank": 3, "cg_steps": 2, "reg_smoothing": 0.3},
+                                    {"rank": 3, "implicit": True, "cg_steps": 2}])
 def test_two_processes_solve_what_one_does_and_count_the_factor_bytes(kwargs: dict) -> None:
     dm = RatingDataModule(low_rank_ratings(61, 37, density=0.5), split="random", test_size=0.2)
     width = kwargs["rank"] + (0 if kwargs.get("implicit") else 1)  # factors (+ bias)
