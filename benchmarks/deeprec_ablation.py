@@ -11,7 +11,8 @@ as `reclight fit` (reclight.runner.run_fit).
 
 ``--compare autorec,deeprec`` instead runs each named model with its DEFAULT settings on every
 fold, next to Surprise SVD (when installed) in the same run, with fit seconds and peak memory
-per fold (for the temporal split: ``--folds temporal --extra "--data.time_cut 0.8"``).
+per fold (for the temporal split: ``--folds temporal --extra "--data.time_cut 0.8"``), then
+each model's mean RMSE and fit seconds with their ratios to Surprise SVD's, and the load average.
 ``--also "LABEL=MODEL FLAGS..."`` (repeatable) adds a non-default setting as its own rows, e.g.
 ``--also "deeprec-paper=deeprec --model.dropout 0.8 --model.weight_decay 0"``.
 """
@@ -120,6 +121,8 @@ def compare(models: list[str], data: str, folds: list[str], extra: list[str],
             also: list[tuple[str, str, list[str]]] = ()) -> list[dict]:
     """Default settings of each model, each ``also`` setting, and Surprise SVD on each fold."""
     rows = []
+    print(f"load average {os.getloadavg()[0]:.1f} / {os.getloadavg()[1]:.1f} / "
+          f"{os.getloadavg()[2]:.1f} (1 / 5 / 15 min) on {os.cpu_count()} cores at the start\n")
     print("| model | fold | test RMSE | test MAE | fit s | peak RSS MiB |")
     print("|---|---|---|---|---|---|")
     runs = [(m, m, []) for m in models] + list(also) + [("surprise-svd", "surprise-svd", [])]
@@ -140,7 +143,27 @@ def compare(models: list[str], data: str, folds: list[str], extra: list[str],
             print(f"| **{name}** | **mean** | **{mean['test_rmse']:.4f}** | {mean['test_mae']:.4f} | "
                   f"{mean['fit_seconds']:.1f} | {max(r['peak_rss_mib'] for r in per):.0f} (max) |",
                   flush=True)
+    print_ratios(rows)
     return rows
+
+
+def print_ratios(rows: list[dict]) -> None:
+    """Each model's mean test RMSE and fit seconds over the folds, and their ratios to Surprise
+    SVD's in the same run (when it ran)."""
+    names = list(dict.fromkeys(r["model"] for r in rows))
+    means = {n: {k: sum(r[k] for r in rows if r["model"] == n) / sum(r["model"] == n for r in rows)
+                 for k in ("test_rmse", "fit_seconds")} for n in names}
+    svd = means.get("surprise-svd")
+    print(f"\nload average {os.getloadavg()[0]:.1f} / {os.getloadavg()[1]:.1f} / "
+          f"{os.getloadavg()[2]:.1f} (1 / 5 / 15 min) on {os.cpu_count()} cores at the end")
+    print("| model | mean test RMSE | RMSE / SVD's | fit s per fold | fit time / SVD's |")
+    print("|---|---|---|---|---|")
+    for n in names:
+        m = means[n]
+        ratio = (f"{m['test_rmse'] / svd['test_rmse']:.3f} | {m['fit_seconds']:.1f} | "
+                 f"{m['fit_seconds'] / svd['fit_seconds']:.1f}x") if svd else \
+            f"- | {m['fit_seconds']:.1f} | -"
+        print(f"| {n} | {m['test_rmse']:.4f} | {ratio} |", flush=True)
 
 
 def main() -> None:
