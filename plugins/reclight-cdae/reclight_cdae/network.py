@@ -20,27 +20,29 @@ from torch.nn import functional as F
 
 
 class CDAENet(nn.Module):
-    """Encoder W [items -> hidden] with bias b, user nodes V [users, hidden], decoder W'
-    (``tied``: W^T) with bias b'; ``forward`` returns the output's pre-activation."""
+    """Encoder W [items, hidden] with bias b, user nodes V [users, hidden], decoder W'
+    [items, hidden] (``tied``: W itself) with bias b'; ``forward`` returns the output's
+    pre-activation. W is stored item-major (one row per item) because the encoder reads the
+    rows of the items a user interacted with (see :meth:`encode`)."""
 
     def __init__(self, num_users: int, num_items: int, hidden: int, hidden_activation: nn.Module,
                  corruption: float = 0.5, tied: bool = False, init_std: float = 0.01) -> None:
         super().__init__()
         self.corruption = corruption
-        self.encoder = nn.Linear(num_items, hidden)
+        self.encoder = nn.Parameter(torch.empty(num_items, hidden))
+        self.hidden_bias = nn.Parameter(torch.zeros(hidden))
         self.user_nodes = nn.Embedding(num_users, hidden)
-        self.decoder = None if tied else nn.Linear(hidden, num_items, bias=False)
+        self.decoder = None if tied else nn.Parameter(torch.empty(num_items, hidden))
         self.output_bias = nn.Parameter(torch.zeros(num_items))
         self.activation = hidden_activation
         with torch.no_grad():
-            for weight in (self.encoder.weight, self.user_nodes.weight,
-                           *(() if self.decoder is None else (self.decoder.weight,))):
+            for weight in (self.encoder, self.user_nodes.weight,
+                           *(() if self.decoder is None else (self.decoder,))):
                 nn.init.normal_(weight, std=init_std)
-            self.encoder.bias.zero_()
 
     def decoder_weight(self) -> Tensor:
         """W' as [items, hidden]."""
-        return self.encoder.weight.T if self.decoder is None else self.decoder.weight
+        return self.encoder if self.decoder is None else self.decoder
 
     def inputs(self, rows: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """The nonzero entries of ``rows`` as (row, column, value), row-major, drop-out noise
@@ -68,12 +70,12 @@ class CDAENet(nn.Module):
         W^T y~ is a weighted sum of the encoder columns of the items in each row, computed
         as an ``embedding_bag`` over the nonzero entries instead of a dense [B, items] x
         [items, hidden] product: its cost (and that of W's gradient) grows with the
-        interactions, not with the catalogue (a test compares it with ``F.linear``)."""
+        interactions, not with the catalogue (a test compares it with the dense product)."""
         r, c, values = self.inputs(rows)
         offsets = torch.searchsorted(r, torch.arange(len(rows), device=rows.device))
-        x = F.embedding_bag(c, self.encoder.weight.T, offsets, mode="sum",
-                            per_sample_weights=values.to(self.encoder.weight.dtype))
-        return self.activation(x + self.encoder.bias + self.user_nodes(users))
+        x = F.embedding_bag(c, self.encoder, offsets, mode="sum",
+                            per_sample_weights=values.to(self.encoder.dtype))
+        return self.activation(x + self.hidden_bias + self.user_nodes(users))
 
     def forward(self, rows: Tensor, users: Tensor) -> Tensor:
         """Logits [B, items] of the users' binary ``rows``; corrupted while training."""

@@ -52,7 +52,8 @@ def test_sparse_encoder_equals_the_dense_product(training: bool) -> None:
     torch.manual_seed(3)
     fast = net.encode(rows, users)
     torch.manual_seed(3)
-    dense = net.activation(net.encoder(net.corrupt(rows)) + net.user_nodes(users))
+    dense = net.activation(net.corrupt(rows) @ net.encoder + net.hidden_bias
+                           + net.user_nodes(users))
     torch.testing.assert_close(fast, dense, rtol=1e-5, atol=1e-6)
 
 
@@ -68,9 +69,36 @@ def test_tied_decoder_shares_the_encoder_weights() -> None:
     dm = TestCDAEContract().make_data()
     tied = CDAE(dm.training_data, hidden=4, tied=True)
     separate = CDAE(dm.training_data, hidden=4)
-    assert tied.net.decoder_weight().data_ptr() == tied.net.encoder.weight.data_ptr()
+    assert tied.net.decoder_weight().data_ptr() == tied.net.encoder.data_ptr()
     count = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
     assert count(separate) - count(tied) == 4 * dm.num_items
+
+
+def test_weight_decay_is_the_papers_l2_term_divided_by_the_users() -> None:
+    """One optimiser step with the configured weight decay equals one plain Adam step on the
+    loss plus (reg / 2N) |theta|^2 (eq. 4 divided by the number of users N)."""
+    dm = TestCDAEContract().make_data()
+    torch.manual_seed(0)
+    model = CDAE(dm.training_data, hidden=4, reg=3.0, corruption=0.0, init_std=0.3)
+    users = torch.arange(dm.num_users)
+    values, seen = dm.train_rows.dense(users)
+    batch = {"rows": users, "values": (values != 0).float(), "mask": seen}
+    start = {k: v.clone() for k, v in model.state_dict().items()}
+
+    def step(optimizer: torch.optim.Optimizer, penalty: float) -> dict[str, torch.Tensor]:
+        model.load_state_dict(start)
+        loss = model.training_loss(batch)
+        loss = loss + 0.5 * penalty * model.net.penalty() / dm.num_users
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        return {k: v.clone() for k, v in model.state_dict().items()}
+
+    decayed = step(model.configure_optimizers(), 0.0)
+    by_hand = step(torch.optim.Adam(model.parameters(), lr=model.hparams.lr), 3.0)
+    assert any(not torch.equal(decayed[k], start[k]) for k in start)
+    for key in start:
+        torch.testing.assert_close(decayed[key], by_hand[key], rtol=1e-5, atol=1e-7)
 
 
 def test_sampled_loss_covers_positives_and_negatives_only() -> None:
@@ -107,7 +135,7 @@ def test_declared_true_precisions_train_and_rank(precision: str) -> None:
     trainer = quiet_trainer(max_epochs=40, precision=precision)
     trainer.fit(model, datamodule=dm)
     dtype = {"bf16-true": torch.bfloat16, "64-true": torch.float64}[precision]
-    assert model.net.encoder.weight.dtype == dtype
+    assert model.net.encoder.dtype == dtype
     scores = model.eval().score_items(torch.arange(dm.num_users))
     assert scores.dtype == dtype and bool(torch.isfinite(scores).all())
     assert heldout_ndcg(model, dm) > popularity_ndcg(dm)
