@@ -35,6 +35,7 @@ from reclight.losses import masked_mse
 from reclight.model import RecModel
 from reclight.ranking import pairs_from_rows
 from reclight.refeed import DenseRefeeding, check_refeed
+from reclight.sparse_ops import RowPattern
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {
     "selu": nn.SELU, "elu": nn.ELU, "lrelu": nn.LeakyReLU, "relu": nn.ReLU, "relu6": nn.ReLU6,
@@ -159,16 +160,38 @@ class RowAutoencoderModel(RecModel):
         """Weight penalty added to the loss; none by default."""
         return torch.zeros((), device=self.device)
 
+    def _row_col_bias(self) -> tuple[Tensor, Tensor]:
+        return ((self.fallback_user_bias, self.fallback_item_bias) if self.variant == "user"
+                else (self.fallback_item_bias, self.fallback_user_bias))
+
     def row_baseline(self, rows: Tensor) -> Tensor | None:
         """The baseline mu + b_u + b_i of every entry of ``rows`` [B, row_width] (None when
         the model is not centered)."""
         if self.center == "none":
             return None
-        row_bias, col_bias = ((self.fallback_user_bias, self.fallback_item_bias)
-                              if self.variant == "user" else
-                              (self.fallback_item_bias, self.fallback_user_bias))
+        row_bias, col_bias = self._row_col_bias()
         rows = rows.to(row_bias.device)
         return (row_bias[rows] + self.global_mean).unsqueeze(1) + col_bias.unsqueeze(0)
+
+    def entry_baseline(self, rows: Tensor, pattern: RowPattern) -> Tensor | None:
+        """The baseline at ``pattern``'s entries [nnz] of the batch rows ``rows`` (None when
+        the model is not centered): ``row_baseline(rows)[pattern.rows, pattern.cols]``
+        without the dense [B, row_width] tensor."""
+        if self.center == "none":
+            return None
+        row_bias, col_bias = self._row_col_bias()
+        rows = rows.to(row_bias.device)
+        return row_bias[rows][pattern.rows] + self.global_mean + col_bias[pattern.cols]
+
+    def entry_values(self, batch: dict[str, Tensor]) -> tuple[RowPattern, Tensor, Tensor]:
+        """The observed entries of a row batch: their pattern, the network input there
+        (ratings, or residuals with center "residual") and the target there (ratings, or
+        residuals when centered) -- the sparse counterparts of ``row_input``/``row_target``."""
+        pattern = RowPattern.from_mask(batch["mask"])
+        values = batch["values"][pattern.rows, pattern.cols]
+        base = self.entry_baseline(batch["rows"], pattern)
+        target = values if base is None else values - base
+        return pattern, (target if self.center == "residual" else values), target
 
     def row_target(self, batch: dict[str, Tensor]) -> Tensor:
         """What the network reconstructs on the observed entries: the ratings, or when

@@ -62,18 +62,26 @@ class AutoRec(RowAutoencoderModel):
         center: "residual" (learn the residual from the baseline mu + b_u + b_i; see
             reclight.autoencoder), "output" (raw ratings in, baseline + output out) or "none"
             (the paper's raw ratings).
+        sparse: train with the sparse step (the encoder over the observed inputs, the
+            decoder at the observed outputs only; see reclight_autorec.network), which has the
+            dense step's loss and gradients at a fraction of its arithmetic; false: the dense
+            B x width step.
     """
 
     input_kind: ClassVar[str] = "item_rows"  # the default variant; instances follow `variant`
     trainer_defaults: ClassVar[dict[str, Any]] = {"max_epochs": 40}
     data_defaults: ClassVar[dict[str, Any]] = {"batch_size": 256}
+    # The sparse step is many small kernels: on the shared 2-core box a second intra-op thread
+    # made a fit several times slower under load (10 epochs on the u1 carve at load 11:
+    # 5.8 s with one thread; 71 s with two), as for mf.
+    cpu_threads: ClassVar[int | None] = 1
 
     def __init__(self, data: TrainingData | Mapping[str, Any], variant: str = "auto",
                  hidden: int = 500, encoder: str = "sigmoid", decoder: str = "identity",
                  reg: float | None = None, lr: float = 4e-3, milestones: list[int] | str = "20",
                  gamma: float = 0.1, optimizer: str = "adam", lbfgs_iters: int = 20,
                  refeed_steps: int = 0, refeed_dropout: float = 0.0, center: str = "residual",
-                 cap_hidden: bool = True) -> None:
+                 cap_hidden: bool = True, sparse: bool = True) -> None:
         super().__init__(data, variant=variant, refeed_steps=refeed_steps,
                          refeed_dropout=refeed_dropout, center=center)
         if optimizer not in OPTIMIZERS:
@@ -93,6 +101,14 @@ class AutoRec(RowAutoencoderModel):
         # users a row on the small 10x-more-items shape) hidden 500 lost to the baseline.
         width = min(hidden, self.row_width) if cap_hidden else hidden
         self.net = AutoRecNet(self.row_width, width, g, f)
+
+    def training_loss(self, batch: dict[str, Tensor]) -> Tensor:
+        if not self.hparams.sparse:
+            return super().training_loss(batch)
+        pattern, inputs, target = self.entry_values(batch)
+        pred = self.net.forward_entries(pattern, inputs)
+        # The masked MSE of the dense step: its mean over the observed entries (0 if none).
+        return (pred - target).pow(2).sum() / max(pattern.nnz, 1) + self.regularization()
 
     def regularization(self) -> Tensor:
         return self.reg / (2.0 * max(self.data.nnz, 1)) * self.net.weight_norm()

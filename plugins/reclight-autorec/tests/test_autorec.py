@@ -54,7 +54,7 @@ def test_penalty_is_lambda_over_two_n_times_the_weight_norms() -> None:
     contract = TestAutoRecContract()
     dm = contract.make_data()
     model = AutoRec(dm.training_data, hidden=4, reg=3.0)
-    norms = model.net.encoder.weight.pow(2).sum() + model.net.decoder.weight.pow(2).sum()
+    norms = model.net.encoder.weight_t.pow(2).sum() + model.net.decoder.weight.pow(2).sum()
     torch.testing.assert_close(model.regularization(), 3.0 / (2 * dm.train_rows.nnz) * norms)
 
 
@@ -111,3 +111,47 @@ def test_hidden_is_capped_at_the_row_width() -> None:
     assert model.net.encoder.out_features == data.num_users
     assert AutoRec(data, variant="item", hidden=10_000,
                    cap_hidden=False).net.encoder.out_features == 10_000
+
+
+@pytest.mark.parametrize("center", ["residual", "output", "none"])
+def test_sparse_step_has_the_dense_steps_loss_and_gradients(center: str) -> None:
+    """The sparse step (encoder over observed inputs, decoder at observed outputs) is the dense
+    masked-MSE step computed on the pattern: same loss, same gradient for every parameter."""
+    contract = TestAutoRecContract()
+    dm = contract.make_data(batch_size=5)
+    torch.manual_seed(0)
+    model = AutoRec(dm.training_data, hidden=6, reg=2.0, center=center, variant="item")
+    batch = contract.first_batch(dm, model)
+    assert 0 < int(batch["mask"].sum()) < batch["mask"].numel()  # sparse rows, not full ones
+
+    def loss_and_grads(sparse: bool) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        model.hparams.sparse = sparse
+        model.zero_grad()
+        loss = model.training_loss(batch)
+        loss.backward()
+        return loss.detach(), [p.grad.clone() for p in model.net.parameters()]
+
+    sparse_loss, sparse_grads = loss_and_grads(True)
+    dense_loss, dense_grads = loss_and_grads(False)
+    torch.testing.assert_close(sparse_loss, dense_loss)
+    for s, d in zip(sparse_grads, dense_grads):
+        torch.testing.assert_close(s, d)
+
+
+def test_sparse_and_dense_fits_agree() -> None:
+    sparse, _, _ = fit()
+    dense, _, _ = fit(sparse=False)
+    for s, d in zip(sparse.net.parameters(), dense.net.parameters()):
+        torch.testing.assert_close(s, d, rtol=1e-4, atol=1e-5)
+
+
+def test_checkpoints_with_the_linear_layout_still_load() -> None:
+    """Checkpoints written before the input-major encoder hold ``encoder.weight`` as
+    nn.Linear does ([hidden, width]); they load transposed."""
+    model = AutoRec(tiny_data(), hidden=3)
+    state = model.net.state_dict()
+    legacy = {("encoder.weight" if k == "encoder.weight_t" else k): (v.T if k == "encoder.weight_t" else v)
+              for k, v in state.items()}
+    fresh = AutoRec(tiny_data(), hidden=3)
+    fresh.net.load_state_dict(legacy)
+    torch.testing.assert_close(fresh.net.encoder.weight_t, model.net.encoder.weight_t)
