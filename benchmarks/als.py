@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import itertools
+import json
 import os
 import resource
 import statistics
@@ -120,17 +121,21 @@ def tune(args: argparse.Namespace) -> None:
             print(f"| {rank} | {reg} | {alpha} | "
                   + " | ".join(f"{mean[e - 1]:.4f}" for e in args.report) + " |", flush=True)
         return
-    grid = list(itertools.product([int(x) for x in args.ranks.split(",")],
-                                  [float(x) for x in args.regs.split(",")],
-                                  [float(x) for x in args.bias_regs.split(",")]))
-    print("| rank | reg | bias_reg | " + " | ".join(f"RMSE after {e}" for e in args.report)
-          + " |\n|---|---|---|" + "---|" * len(args.report))
-    for rank, reg, bias_reg in grid:
+    if args.grid:  # any model arguments: {"reg_smoothing": [0, 0.5], "cg_steps": [3]}
+        spec = json.loads(args.grid)
+    else:
+        spec = {"rank": [int(x) for x in args.ranks.split(",")],
+                "reg": [float(x) for x in args.regs.split(",")],
+                "bias_reg": [float(x) for x in args.bias_regs.split(",")]}
+    print("| " + " | ".join(spec) + " | " + " | ".join(f"RMSE after {e}" for e in args.report)
+          + " |\n|" + "---|" * (len(spec) + len(args.report)))
+    for values in itertools.product(*spec.values()):
+        config = dict(zip(spec, values))
         curves = [sweep_curve(cls, dm, max(args.report), lambda m, dm=dm: heldout_rmse(m, dm.val),
-                              rank=rank, reg=reg, bias_reg=bias_reg)
+                              **config)
                   for dm in carves.values()]
         mean = np.mean(curves, axis=0)
-        print(f"| {rank} | {reg} | {bias_reg} | "
+        print("| " + " | ".join(str(v) for v in values) + " | "
               + " | ".join(f"{mean[e - 1]:.4f}" for e in args.report) + " |", flush=True)
 
 
@@ -415,6 +420,8 @@ def main() -> None:
     t.add_argument("--ranks", default="16,32,64")
     t.add_argument("--regs", default="0.05,0.1")
     t.add_argument("--bias_regs", default="0.1")
+    t.add_argument("--grid", help="explicit: JSON object, model argument -> list of values (all "
+                   "combinations), instead of --ranks/--regs/--bias_regs")
     t.add_argument("--alphas", default="1.0")
     t.add_argument("--report", type=lambda s: [int(x) for x in s.split(",")], default=[5, 10, 15, 20])
     f = sub.add_parser("folds", help="u1..u5 test RMSE and fit time beside LensKit BiasedMF")
