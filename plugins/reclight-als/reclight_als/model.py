@@ -32,8 +32,8 @@ from reclight_als.solvers import (Bucket, plan_buckets, solve_explicit, solve_ex
 # Defaults per variant, chosen on validation carves of MovieLens 100K u1.base..u5.base (see the
 # plugin README and benchmarks/als.py --tune); None in the signature picks these.
 DEFAULTS = {
-    "explicit": {"rank": 128, "reg": 0.11, "bias_reg": 0.1},
-    "implicit": {"rank": 64, "reg": 50.0, "bias_reg": 0.0},
+    "explicit": {"rank": 128, "reg": 0.15, "bias_reg": 0.1, "cg_steps": 3, "reg_smoothing": 0.5},
+    "implicit": {"rank": 64, "reg": 50.0, "bias_reg": 0.0, "cg_steps": 0, "reg_smoothing": 0.0},
 }
 
 
@@ -46,8 +46,8 @@ class AlternatingLeastSquares(RecModel):
         data: the training data (filled in by the CLI).
         rank: number of latent factors (None: 128 explicit, 64 implicit); 1..min(users, items).
         reg: factor regularisation, >= 0. Explicit: the penalty per rating of a row
-            (weighted-lambda: a row with n ratings pays ``reg * n``). Implicit: the paper's
-            lambda. None: 0.11 explicit, 50 implicit.
+            (weighted-lambda: a row with n ratings pays ``reg * n``, see ``reg_smoothing``).
+            Implicit: the paper's lambda. None: 0.15 explicit, 50 implicit.
         bias_reg: explicit bias penalty per rating of a row (weighted like ``reg``), >= 0.
             None: 0.1. Unused without biases and by implicit ALS.
         biases: explicit only: learn user and item biases (solved jointly with the factors).
@@ -58,13 +58,14 @@ class AlternatingLeastSquares(RecModel):
         cg_steps: 0 solves each row exactly (Cholesky; explicit rows shorter than the vector
             width in the dual form), n > 0 takes n conjugate-gradient steps per half-sweep
             from the previous factors (Takacs et al. 2011; explicit: Jacobi-preconditioned,
-            without forming the k x k systems, see ``solve_explicit_cg``).
+            without forming the k x k systems, see ``solve_explicit_cg``). None: 3 explicit,
+            0 implicit.
         init_std: standard deviation of the random initial factors.
         seed: seed of the initial factors (the same on every rank).
         reg_smoothing: explicit only, in [0, 1]: a row with n ratings pays its penalties
             times ``(1 - s) n + s n_mean`` instead of n (``n_mean``: the mean count of its
             side): 0 is weighted-lambda, 1 a plain ridge of the mean weight (Foygel et al.,
-            NIPS 2011, smoothed weighted trace norm).
+            NIPS 2011, smoothed weighted trace norm). None: 0.5 explicit.
     """
 
     input_kind: ClassVar[str] = "matrix"
@@ -73,8 +74,9 @@ class AlternatingLeastSquares(RecModel):
 
     def __init__(self, data: TrainingData | Mapping[str, Any], rank: int | None = None,
                  reg: float | None = None, bias_reg: float | None = None, biases: bool = True,
-                 implicit: bool = False, alpha: float = 2.0, cg_steps: int = 0,
-                 init_std: float = 0.1, seed: int = 0, reg_smoothing: float = 0.0) -> None:
+                 implicit: bool = False, alpha: float = 2.0, cg_steps: int | None = None,
+                 init_std: float = 0.1, seed: int = 0,
+                 reg_smoothing: float | None = None) -> None:
         super().__init__(data)
         self.save_hyperparameters()
         variant = "implicit" if implicit else "explicit"
@@ -83,6 +85,9 @@ class AlternatingLeastSquares(RecModel):
         self.rank = int(defaults["rank"] if rank is None else rank)
         self.reg = float(defaults["reg"] if reg is None else reg)
         self.bias_reg = float(defaults["bias_reg"] if bias_reg is None else bias_reg)
+        self.cg_steps = int(defaults["cg_steps"] if cg_steps is None else cg_steps)
+        self.reg_smoothing = float(defaults["reg_smoothing"] if reg_smoothing is None
+                                   else reg_smoothing)
         self.use_biases = bool(biases) and not implicit
         limit = min(self.num_users, self.num_items)
         if not 1 <= self.rank <= limit:
@@ -96,11 +101,12 @@ class AlternatingLeastSquares(RecModel):
         if not alpha > 0:
             raise ConfigError(f"als needs alpha > 0 (confidence 1 + alpha * r), got alpha={alpha}; "
                               "pass e.g. --model.alpha 1.0")
-        if not 0.0 <= reg_smoothing <= 1.0:
-            raise ConfigError(f"als needs 0 <= reg_smoothing <= 1, got reg_smoothing={reg_smoothing}; "
+        if not 0.0 <= self.reg_smoothing <= 1.0:
+            raise ConfigError("als needs 0 <= reg_smoothing <= 1, got "
+                              f"reg_smoothing={self.reg_smoothing}; "
                               "pass e.g. --model.reg_smoothing 0.3 (0: weighted-lambda)")
-        if cg_steps < 0 or init_std < 0:
-            raise ConfigError(f"als needs cg_steps >= 0 and init_std >= 0, got cg_steps={cg_steps}, "
+        if self.cg_steps < 0 or init_std < 0:
+            raise ConfigError(f"als needs cg_steps >= 0 and init_std >= 0, got cg_steps={self.cg_steps}, "
                               f"init_std={init_std}")
         gen = torch.Generator().manual_seed(int(seed))
         self.register_buffer("user_factors",
@@ -145,7 +151,7 @@ class AlternatingLeastSquares(RecModel):
         "Learning with the Weighted Trace-norm under Arbitrary Sampling Distributions", NIPS
         2011: the row marginals mixed with the uniform ones); None for s = 0, where the solvers
         use the count itself (weighted-lambda)."""
-        smoothing = self.hparams.reg_smoothing
+        smoothing = self.reg_smoothing
         if smoothing == 0:
             return None
         counts = matrix.row_lengths().to(torch.float64)
@@ -162,7 +168,7 @@ class AlternatingLeastSquares(RecModel):
             buckets = self._buckets(matrix, shard)
             out = solved.clone()  # the warm start of conjugate gradient
             solve_implicit(buckets, fixed, self.hparams.alpha, self.reg, out,
-                           cg_steps=self.hparams.cg_steps)
+                           cg_steps=self.cg_steps)
             local = out[start:stop]
             local[empty] = 0.0  # rows without entries: zero factors, never NaN
             return self.exchange.all_gather(local.contiguous()), solved_bias
@@ -171,9 +177,9 @@ class AlternatingLeastSquares(RecModel):
         out = torch.cat([solved, solved_bias[:, None]], dim=1) if self.use_biases else solved.clone()
         bias = fixed_bias if self.use_biases else None
         bias_reg = self.bias_reg if self.use_biases else 0.0
-        if self.hparams.cg_steps > 0:
+        if self.cg_steps > 0:
             solve_explicit_cg(matrix, start, stop, fixed, bias, self.global_mean, self.reg,
-                              bias_reg, out, self.hparams.cg_steps, row_weights=weights)
+                              bias_reg, out, self.cg_steps, row_weights=weights)
         else:
             solve_explicit(self._buckets(matrix, shard), fixed, bias, self.global_mean,
                            self.reg, bias_reg, out, row_weights=weights)
