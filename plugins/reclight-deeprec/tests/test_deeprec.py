@@ -47,6 +47,41 @@ def test_refeeding_takes_the_extra_optimiser_step_and_changes_the_weights() -> N
     assert not torch.allclose(plain.net.enc_w[0], refed.net.enc_w[0])
 
 
+@pytest.mark.parametrize("source, forwards_per_batch", [("step", 2), ("update", 3)])
+def test_refeeding_re_feeds_the_normal_steps_output_without_a_new_forward(
+        source: str, forwards_per_batch: int) -> None:
+    contract = TestDeepRecContract()
+    dm = contract.make_data()
+    model = contract.make_model(dm, refeed_steps=1, refeed_from=source)
+    training_forwards = []
+    model.net.register_forward_hook(
+        lambda m, args, out: training_forwards.append(1) if m.training else None)
+    trainer = contract.fit(model, dm, 2)
+    normal_steps = trainer.global_step // 2  # each normal step took one re-fed step
+    assert normal_steps > 0
+    assert len(training_forwards) == normal_steps * forwards_per_batch
+
+
+def test_the_kept_output_is_the_normal_steps_own_and_handed_out_once() -> None:
+    contract = TestDeepRecContract()
+    dm = contract.make_data()
+    model = contract.make_model(dm, refeed_steps=1, dropout=0.0)
+    outputs: list[torch.Tensor] = []
+    model.net.register_forward_hook(lambda m, args, out: outputs.append(out))
+    batch = contract.first_batch(dm, model)
+    model.training_loss(batch)
+    other = contract.first_batch(dm, model)
+    assert model.dense_output(other) is None  # another batch's output is never re-fed
+    model.training_loss(batch)
+    kept = model.dense_output(batch)
+    assert kept is not None and not kept.requires_grad
+    torch.testing.assert_close(kept, outputs[-1].detach())
+    assert model.dense_output(batch) is None  # handed out once
+    plain = contract.make_model(dm, refeed_steps=1, refeed_from="update")
+    plain.training_loss(batch)
+    assert plain.dense_output(batch) is None
+
+
 def test_constrained_decoder_shares_the_encoder_weights() -> None:
     model = DeepRec(data_of(10, 12), hidden=[6, 4], constrained=True, variant="user")
     net = model.net
@@ -88,8 +123,11 @@ def test_default_schedule_and_regularisation_are_the_validated_ones() -> None:
     model = DeepRec(data_of(5, 7))
     config = model.configure_optimizers()
     sched = config["lr_scheduler"]
-    assert sorted(sched.milestones) == [30, 40] and sched.gamma == pytest.approx(0.3)
-    assert DeepRec.trainer_defaults["max_epochs"] == 50
+    assert sorted(sched.milestones) == [18, 24] and sched.gamma == pytest.approx(0.3)
+    assert DeepRec.trainer_defaults["max_epochs"] == 30
+    assert [w.shape[0] for w in model.net.enc_w] == [5, 5, 5]  # 256,256,512 capped at 5 users
+    assert [w.shape[0] for w in DeepRec(data_of(5, 999)).net.enc_w] == [256, 256, 512]
+    assert DeepRec.cpu_threads == 1 and model.hparams.refeed_from == "step"
     assert config["optimizer"].param_groups[0]["weight_decay"] == pytest.approx(0.005)
     assert model.net.drop.p == pytest.approx(0.5)
 
@@ -117,6 +155,7 @@ def test_auto_variant_takes_the_side_with_more_rows() -> None:
     ({"optimizer": "rmsprop"}, "unknown optimizer 'rmsprop'"),
     ({"milestones": "5,x"}, "milestones"),
     ({"gamma": 1.5}, r"gamma=1.5 must be in \(0, 1\]"),
+    ({"refeed_from": "later"}, "unknown refeed_from 'later'.*step, update"),
 ])
 def test_bad_hyper_parameters_are_one_line_errors(kwargs: dict, fragment: str) -> None:
     with pytest.raises(ConfigError, match=fragment) as info:
