@@ -126,7 +126,7 @@ def test_default_schedule_and_regularisation_are_the_validated_ones() -> None:
     assert sorted(sched.milestones) == [18, 24] and sched.gamma == pytest.approx(0.3)
     assert DeepRec.trainer_defaults["max_epochs"] == 30
     assert [w.shape[0] for w in model.net.enc_w] == [5, 5, 5]  # 256,256,512 capped at 5 users
-    assert [w.shape[0] for w in DeepRec(data_of(5, 999)).net.enc_w] == [256, 256, 512]
+    assert [w.shape[0] for w in DeepRec(data_of(5, 7), cap_hidden=False).net.enc_w] == [256, 256, 512]
     assert DeepRec.cpu_threads == 1 and model.hparams.refeed_from == "step"
     assert config["optimizer"].param_groups[0]["weight_decay"] == pytest.approx(0.005)
     assert model.net.drop.p == pytest.approx(0.5)
