@@ -27,7 +27,8 @@ QUIET = (
     (r".*isinstance\(treespec, LeafSpec\)` is deprecated.*", FutureWarning),
     (r".*`LightningModule.configure_optimizers` returned `None`.*", UserWarning),
     (r".*is smaller than the logging interval.*", UserWarning),
-    (r"Total length of `list` across ranks is zero.*", UserWarning),
+    # an empty epoch on degenerate data (one user or item: no pairs, no negatives to draw)
+    (r"Total length of `\w+` across ranks is zero.*", UserWarning),
 )
 
 
