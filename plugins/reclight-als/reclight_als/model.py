@@ -26,8 +26,8 @@ from reclight.data.training import TrainingData
 from reclight.distributed import Exchange
 from reclight.errors import ConfigError
 from reclight.model import RecModel
-from reclight_als.solvers import (Bucket, plan_buckets, solve_explicit, solve_explicit_cg,
-                                  solve_implicit)
+from reclight_als.solvers import (Bucket, outer_fits, plan_buckets, row_slice, solve_explicit,
+                                  solve_explicit_cg, solve_implicit)
 
 # Defaults per variant, chosen on validation carves of MovieLens 100K u1.base..u5.base (see the
 # plugin README and benchmarks/als.py --tune); None in the signature picks these.
@@ -120,7 +120,7 @@ class AlternatingLeastSquares(RecModel):
                              else torch.zeros(self.num_items))
         self.exchange = Exchange()
         self.sweep_bytes: list[int] = []  # bytes this rank sent, per sweep
-        self._plans: dict[tuple[int, int, int], list[Bucket]] = {}
+        self._plans: dict[tuple[Any, ...], Any] = {}  # bucket plans and shard slices
 
     # ---- predictions ------------------------------------------------------------------------
     def predict_ratings(self, users: Tensor, items: Tensor) -> Tensor:
@@ -145,6 +145,19 @@ class AlternatingLeastSquares(RecModel):
             self._plans[key] = plan_buckets(matrix, shard, width)
         return self._plans[key]
 
+    def _implicit_plan(self, matrix: SparseRows, start: int,
+                       stop: int) -> tuple[SparseRows, list[Bucket] | None]:
+        """This rank's rows ``start:stop`` of ``matrix`` and, only where the exact implicit
+        solve needs them (see :func:`outer_fits`), their padded buckets; once per matrix."""
+        key = (id(matrix), start, stop, "implicit")
+        if key not in self._plans:
+            rows = row_slice(matrix, start, stop)
+            exact_buckets = (self.cg_steps == 0
+                             and not outer_fits(matrix.shape[1], self.rank))
+            self._plans[key] = (rows, plan_buckets(rows, torch.arange(stop - start), self.rank)
+                                if exact_buckets else None)
+        return self._plans[key]
+
     def _row_weights(self, matrix: SparseRows) -> Tensor | None:
         """What each row's penalties are multiplied by: ``(1 - s) n + s n_mean`` for a row
         with n ratings (the smoothed weighting of Foygel, Salakhutdinov, Shamir and Srebro,
@@ -165,13 +178,12 @@ class AlternatingLeastSquares(RecModel):
         start, stop = (int(shard[0]), int(shard[-1]) + 1) if len(shard) else (0, 0)
         empty = (matrix.row_lengths()[start:stop] == 0).to(solved.device)
         if self.feedback == "implicit":
-            buckets = self._buckets(matrix, shard)
-            out = solved.clone()  # the warm start of conjugate gradient
-            solve_implicit(buckets, fixed, self.hparams.alpha, self.reg, out,
-                           cg_steps=self.cg_steps)
-            local = out[start:stop]
+            rows, buckets = self._implicit_plan(matrix, start, stop)
+            local = solved[start:stop].clone()  # the warm start of conjugate gradient
+            solve_implicit(rows, fixed, self.hparams.alpha, self.reg, local,
+                           cg_steps=self.cg_steps, buckets=buckets)
             local[empty] = 0.0  # rows without entries: zero factors, never NaN
-            return self.exchange.all_gather(local.contiguous()), solved_bias
+            return self.exchange.all_gather(local), solved_bias
         weights = self._row_weights(matrix)
         # Factors then bias in one vector per row (the augmented solve); also CG's warm start.
         out = torch.cat([solved, solved_bias[:, None]], dim=1) if self.use_biases else solved.clone()

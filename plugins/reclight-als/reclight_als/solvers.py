@@ -36,6 +36,10 @@ from reclight.data.sparse import SparseRows
 LENGTH_RATIO = 1.25
 # Gathered cells (padded entries x vector width) per bucket: about 16 MiB of float32.
 BUCKET_FLOATS = 1 << 22
+# The exact implicit solve of small ranks holds the fixed side's outer products y y^T
+# (ncols x k^2 floats, at most 128 MiB) and the systems of a chunk of rows (as many floats).
+OUTER_FLOATS = 1 << 25
+OUTER_MAX_RANK = 32
 
 
 @dataclass(frozen=True)
@@ -251,48 +255,101 @@ def gram(factors: Tensor) -> Tensor:
     return factors.T @ factors
 
 
-def solve_implicit(buckets: list[Bucket], fixed: Tensor, alpha: float, reg: float, out: Tensor,
-                   cg_steps: int = 0) -> Tensor:
+def row_slice(matrix: SparseRows, start: int, stop: int) -> SparseRows:
+    """Rows ``start..stop`` of ``matrix`` (a rank's shard) as their own CSR matrix; shares
+    the index and value storage."""
+    lo, hi = int(matrix.indptr[start]), int(matrix.indptr[stop])
+    return SparseRows(matrix.indptr[start:stop + 1] - lo, matrix.indices[lo:hi],
+                      matrix.values[lo:hi], (stop - start, matrix.shape[1]))
+
+
+def _csr(rows: SparseRows, values: Tensor) -> Tensor:
+    """``rows``' pattern with ``values`` as a torch sparse CSR tensor (for its sparse kernels)."""
+    with warnings.catch_warnings():  # torch's CSR is "beta"; nothing for a user to act on
+        warnings.filterwarnings("ignore", message=".*Sparse CSR tensor support is in beta.*")
+        return torch.sparse_csr_tensor(rows.indptr, rows.indices, values, size=rows.shape,
+                                       check_invariants=False)
+
+
+def outer_fits(ncols: int, k: int) -> bool:
+    """Whether the exact implicit solve may hold every column's outer product ``y y^T``
+    (``ncols x k^2`` floats) and build the corrections with one sparse product; else it
+    gathers padded buckets (cheaper from about rank 32, where GEMMs beat the gather)."""
+    return k <= OUTER_MAX_RANK and ncols * k * k <= OUTER_FLOATS
+
+
+def solve_implicit(rows: SparseRows, fixed: Tensor, alpha: float, reg: float, out: Tensor,
+                   cg_steps: int = 0, buckets: list[Bucket] | None = None) -> Tensor:
     """One half-sweep of implicit ALS (Hu, Koren and Volinsky 2008) with the Gram trick.
 
+    Row u solves ``(Y^T Y + reg I + Y_u^T diag(c_u - 1) Y_u) x_u = Y^T c_u`` where ``c - 1 =
+    alpha * r`` on its observed entries and 0 elsewhere: ``Y^T Y`` once per half-sweep, the
+    rest over observed entries only, with no per-row or per-bucket Python loop where it can
+    be avoided:
+
+    - ``cg_steps > 0`` (Takacs et al. 2011): each CG product ``A_u v_u`` is
+      ``v_u Y^T Y`` plus one sampled dense-dense product (``v_u . y_j`` on the entries) and one
+      sparse-dense product, for all rows at once: O(entries k) per step;
+    - exact, small rank: ``Y_u^T diag(c_u - 1) Y_u`` for every row is one sparse product of
+      ``alpha r`` with the columns' outer products ``y_j y_j^T`` (flattened, ``ncols x k^2``),
+      then one batched Cholesky;
+    - exact, larger rank: padded buckets, a batched GEMM and Cholesky per bucket.
+
     Args:
-        buckets: the rows to solve; their values are the raw observations r (confidence
-            ``1 + alpha * r``).
+        rows: the rows to solve (row r of it is ``out[r]``); values are the raw observations r.
         fixed: [ncols, k] the other side's factors, held fixed.
         alpha: confidence slope.
         reg: ridge penalty (the paper's lambda, not scaled by counts).
-        out: [nrows, k] written in place for the buckets' rows; also the warm start of CG.
-        cg_steps: 0 for the exact Cholesky solve, else this many conjugate-gradient steps
-            from the current ``out`` (Takacs et al. 2011).
+        out: [rows, k] written in place; also the warm start of CG.
+        cg_steps: 0 for the exact solve, else this many conjugate-gradient steps from ``out``.
+        buckets: the exact solve by padded buckets with this plan of ``rows``; None: by the
+            outer products where :func:`outer_fits`, else by buckets planned here.
 
     Returns ``out``.
     """
+    k = fixed.shape[1]
     yty = gram(fixed)
     yty.diagonal().add_(reg)  # Y^T Y + reg I, shared by every row
+    extra = alpha * rows.values.to(fixed.device, fixed.dtype)  # c - 1 on the entries
+    device_rows = rows.to(fixed.device)
+    b = _csr(device_rows, 1.0 + extra) @ fixed  # Y^T C_u p_u: preference 1 on the entries
+    if cg_steps > 0:
+        out.copy_(_conjugate_gradient(device_rows, extra, fixed, yty, b,
+                                      out.to(fixed.device), cg_steps))
+        return out
+    if buckets is None and outer_fits(fixed.shape[0], k):
+        outer = (fixed[:, :, None] * fixed[:, None, :]).reshape(-1, k * k)
+        per_chunk = max(1, OUTER_FLOATS // (k * k))
+        for s in range(0, rows.shape[0], per_chunk):  # bounds the [rows, k, k] systems
+            chunk = row_slice(device_rows, s, min(rows.shape[0], s + per_chunk))
+            a = (_csr(chunk, extra[int(device_rows.indptr[s]):][:chunk.nnz]) @ outer)
+            a = a.reshape(-1, k, k) + yty
+            out[s:s + chunk.shape[0]] = _spd_solve(a, b[s:s + chunk.shape[0]]).to(out.device)
+        return out
+    if buckets is None:
+        buckets = plan_buckets(rows, torch.arange(rows.shape[0]), k)
     for bucket in buckets:
         mask = bucket.mask.to(fixed.device)
         gathered = fixed[bucket.cols.to(fixed.device)]  # [B, L, k]
-        extra = alpha * bucket.values.to(fixed.device) * mask  # c - 1 on entries, 0 on padding
-        # b = sum over observed entries of c * y (preference 1 there, 0 elsewhere).
-        b = (gathered.transpose(1, 2) @ ((1.0 + extra) * mask).unsqueeze(-1)).squeeze(-1)
-        rows = bucket.rows.to(out.device)
-        if cg_steps <= 0:
-            a = gathered.transpose(1, 2) @ (gathered * extra.unsqueeze(-1))  # [B, k, k]
-            a += yty
-            out[rows] = _spd_solve(a, b)
-            continue
-        out[rows] = _conjugate_gradient(gathered, extra, yty, b, out[rows], cg_steps)
+        weights = alpha * bucket.values.to(fixed.device) * mask  # c - 1 on entries, 0 on padding
+        a = gathered.transpose(1, 2) @ (gathered * weights.unsqueeze(-1))  # [B, k, k]
+        a += yty
+        index = bucket.rows.to(fixed.device)
+        out[bucket.rows.to(out.device)] = _spd_solve(a, b[index]).to(out.device)
     return out
 
 
-def _conjugate_gradient(gathered: Tensor, extra: Tensor, yty: Tensor, b: Tensor, x: Tensor,
-                        steps: int) -> Tensor:
-    """Batched CG on ``(Y^T Y + reg I + Y_u^T diag(c - 1) Y_u) x = b``, never forming the
-    per-row matrices: each product costs O(entries k + k^2) per row."""
+def _conjugate_gradient(rows: SparseRows, extra: Tensor, fixed: Tensor, yty: Tensor, b: Tensor,
+                        x: Tensor, steps: int) -> Tensor:
+    """Batched CG on ``(Y^T Y + reg I + Y_u^T diag(c_u - 1) Y_u) x_u = b_u`` for every row at
+    once, never forming the per-row matrices: each product costs O(entries k + rows k^2)."""
+    pattern = _csr(rows, extra)
+    fixed_t = fixed.T.contiguous()
 
     def apply(v: Tensor) -> Tensor:
-        along = (gathered @ v.unsqueeze(-1)).squeeze(-1) * extra  # [B, L]
-        return v @ yty + (gathered.transpose(1, 2) @ along.unsqueeze(-1)).squeeze(-1)
+        # v_u . y_j on every entry (a sampled product), weighted by c - 1, summed back.
+        along = torch.sparse.sampled_addmm(pattern, v, fixed_t, beta=0.0).values() * extra
+        return v @ yty + _csr(rows, along) @ fixed
 
     r = b - apply(x)
     p = r.clone()

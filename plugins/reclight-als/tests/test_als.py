@@ -17,7 +17,8 @@ from reclight.errors import ConfigError
 from reclight.model import RecModel
 from reclight.testing import RecModelContract, heldout_ndcg, heldout_rmse, low_rank_ratings, quiet_trainer
 from reclight_als.model import AlternatingLeastSquares
-from reclight_als.solvers import plan_buckets, solve_explicit, solve_explicit_cg, solve_implicit
+from reclight_als.solvers import (plan_buckets, row_slice, solve_explicit, solve_explicit_cg,
+                                  solve_implicit)
 
 
 class _SmallRank:
@@ -162,8 +163,10 @@ def test_implicit_half_sweep_is_the_hkv_solution_and_cg_converges_to_it() -> Non
     k, alpha, reg = 4, 2.0, 0.3
     y = torch.randn(data.num_items, k, generator=torch.Generator().manual_seed(2))
     buckets = plan_buckets(data.matrix, torch.arange(data.num_users), k)
-    exact = solve_implicit(buckets, y, alpha, reg, torch.zeros(data.num_users, k))
-    cg = solve_implicit(buckets, y, alpha, reg, torch.zeros(data.num_users, k), cg_steps=12)
+    exact = solve_implicit(data.matrix, y, alpha, reg, torch.zeros(data.num_users, k))
+    bucketed = solve_implicit(data.matrix, y, alpha, reg, torch.zeros(data.num_users, k),
+                              buckets=buckets)
+    cg = solve_implicit(data.matrix, y, alpha, reg, torch.zeros(data.num_users, k), cg_steps=12)
     dense, mask = data.matrix.dense(torch.arange(data.num_users))
     yd = y.double().numpy()
     for u in range(data.num_users):
@@ -171,7 +174,26 @@ def test_implicit_half_sweep_is_the_hkv_solution_and_cg_converges_to_it() -> Non
         pref = mask[u].double().numpy()
         expected = np.linalg.solve(yd.T @ (c[:, None] * yd) + reg * np.eye(k), yd.T @ (c * pref))
         np.testing.assert_allclose(exact[u].numpy(), expected, rtol=1e-3, atol=1e-4)
+    torch.testing.assert_close(bucketed, exact, rtol=1e-4, atol=1e-5)
     torch.testing.assert_close(cg, exact, rtol=1e-3, atol=1e-4)
+
+
+def test_implicit_half_sweep_of_a_shard_solves_only_its_rows() -> None:
+    """A rank's slice of the rows gives those rows' solution of the whole matrix, by the
+    outer products, by buckets (what larger ranks use) and by CG."""
+    frame = low_rank_ratings(30, 20, density=0.3, seed=6)
+    matrix = RatingDataModule(frame, split="none").training_data.matrix
+    k, start, stop = 3, 11, 23
+    y = torch.randn(matrix.shape[1], k, generator=torch.Generator().manual_seed(1))
+    x0 = torch.randn(matrix.shape[0], k, generator=torch.Generator().manual_seed(2))
+    shard = row_slice(matrix, start, stop)
+    whole = solve_implicit(matrix, y, 2.0, 0.5, x0.clone())
+    for kwargs in ({}, {"buckets": plan_buckets(shard, torch.arange(stop - start), k)}):
+        part = solve_implicit(shard, y, 2.0, 0.5, x0[start:stop].clone(), **kwargs)
+        torch.testing.assert_close(part, whole[start:stop], rtol=1e-4, atol=1e-5)
+    whole_cg = solve_implicit(matrix, y, 2.0, 0.5, x0.clone(), cg_steps=2)
+    part_cg = solve_implicit(shard, y, 2.0, 0.5, x0[start:stop].clone(), cg_steps=2)
+    torch.testing.assert_close(part_cg, whole_cg[start:stop], rtol=1e-4, atol=1e-5)
 
 
 def test_rows_without_ratings_get_zero_factors_not_nan() -> None:
