@@ -14,9 +14,11 @@ sweep costs O(ratings k^2 + rows k^3), or O(ratings k) per conjugate-gradient st
 Pilaszy and Tikk, "Applications of the Conjugate Gradient Method for Implicit Feedback
 Collaborative Filtering", RecSys 2011) warm-started from the previous factors.
 
-Rows are grouped into :class:`Bucket` s of rows of similar length (lengths within a factor
-1.25), padded to the bucket's longest row, so each bucket's normal equations are built with one
-batched matrix product and solved with one batched Cholesky factorisation. Rows without any
+Implicit ALS of small rank forms every row's system with one sparse product (see
+:func:`solve_implicit`). Otherwise rows are grouped into :class:`Bucket` s of rows of similar
+length (lengths within a factor 1.25), padded to the bucket's longest row, so each bucket's
+normal equations are built with one batched matrix product and solved with one batched
+Cholesky factorisation. Rows without any
 entry get zero factors and a zero bias (never NaN).
 """
 
@@ -24,6 +26,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -37,7 +40,8 @@ LENGTH_RATIO = 1.25
 # Gathered cells (padded entries x vector width) per bucket: about 16 MiB of float32.
 BUCKET_FLOATS = 1 << 22
 # The exact implicit solve of small ranks holds the fixed side's outer products y y^T
-# (ncols x k^2 floats, at most 128 MiB) and the systems of a chunk of rows (as many floats).
+# (upper triangles, ncols x k(k+1)/2 floats, at most 128 MiB) and the systems of a chunk of
+# rows (as many floats).
 OUTER_FLOATS = 1 << 25
 OUTER_MAX_RANK = 32
 
@@ -272,10 +276,11 @@ def _csr(rows: SparseRows, values: Tensor) -> Tensor:
 
 
 def outer_fits(ncols: int, k: int) -> bool:
-    """Whether the exact implicit solve may hold every column's outer product ``y y^T``
-    (``ncols x k^2`` floats) and build the corrections with one sparse product; else it
-    gathers padded buckets (cheaper from about rank 32, where GEMMs beat the gather)."""
-    return k <= OUTER_MAX_RANK and ncols * k * k <= OUTER_FLOATS
+    """Whether the implicit solve may hold every column's outer product ``y y^T`` (its upper
+    triangle, ``ncols x k(k+1)/2`` floats) and form every row's system with one sparse
+    product; else CG works on the factors directly and the exact solve on padded buckets
+    (cheaper from about rank 32, where batched GEMMs beat the wide sparse product)."""
+    return k <= OUTER_MAX_RANK and ncols * k * (k + 1) // 2 <= OUTER_FLOATS
 
 
 def solve_implicit(rows: SparseRows, fixed: Tensor, alpha: float, reg: float, out: Tensor,
@@ -284,16 +289,17 @@ def solve_implicit(rows: SparseRows, fixed: Tensor, alpha: float, reg: float, ou
 
     Row u solves ``(Y^T Y + reg I + Y_u^T diag(c_u - 1) Y_u) x_u = Y^T c_u`` where ``c - 1 =
     alpha * r`` on its observed entries and 0 elsewhere: ``Y^T Y`` once per half-sweep, the
-    rest over observed entries only, with no per-row or per-bucket Python loop where it can
-    be avoided:
+    rest over observed entries only, with no Python loop over rows or length buckets where it
+    can be avoided:
 
-    - ``cg_steps > 0`` (Takacs et al. 2011): each CG product ``A_u v_u`` is
-      ``v_u Y^T Y`` plus one sampled dense-dense product (``v_u . y_j`` on the entries) and one
-      sparse-dense product, for all rows at once: O(entries k) per step;
-    - exact, small rank: ``Y_u^T diag(c_u - 1) Y_u`` for every row is one sparse product of
-      ``alpha r`` with the columns' outer products ``y_j y_j^T`` (flattened, ``ncols x k^2``),
-      then one batched Cholesky;
-    - exact, larger rank: padded buckets, a batched GEMM and Cholesky per bucket.
+    - small rank (:func:`outer_fits`): ``Y_u^T diag(c_u - 1) Y_u`` for every row is one sparse
+      product of ``alpha r`` with the columns' outer products ``y_j y_j^T`` (upper triangles,
+      in chunks of rows), O(entries k^2); then one batched Cholesky (exact), or ``cg_steps``
+      conjugate-gradient steps (Takacs et al. 2011) on the formed systems, O(rows k^2) each;
+    - larger rank, CG: each product ``A_u v_u`` is ``v_u Y^T Y`` plus one sampled dense-dense
+      product (``v_u . y_j`` on the entries) and one sparse-dense product for all rows at once,
+      never forming the systems: O(entries k) per step;
+    - larger rank, exact: padded buckets, a batched GEMM and Cholesky per bucket.
 
     Args:
         rows: the rows to solve (row r of it is ``out[r]``); values are the raw observations r.
@@ -302,8 +308,8 @@ def solve_implicit(rows: SparseRows, fixed: Tensor, alpha: float, reg: float, ou
         reg: ridge penalty (the paper's lambda, not scaled by counts).
         out: [rows, k] written in place; also the warm start of CG.
         cg_steps: 0 for the exact solve, else this many conjugate-gradient steps from ``out``.
-        buckets: the exact solve by padded buckets with this plan of ``rows``; None: by the
-            outer products where :func:`outer_fits`, else by buckets planned here.
+        buckets: the exact solve by padded buckets with this plan of ``rows``; None: the
+            formed systems where :func:`outer_fits`, else buckets planned here.
 
     Returns ``out``.
     """
@@ -313,18 +319,29 @@ def solve_implicit(rows: SparseRows, fixed: Tensor, alpha: float, reg: float, ou
     extra = alpha * rows.values.to(fixed.device, fixed.dtype)  # c - 1 on the entries
     device_rows = rows.to(fixed.device)
     b = _csr(device_rows, 1.0 + extra) @ fixed  # Y^T C_u p_u: preference 1 on the entries
-    if cg_steps > 0:
-        out.copy_(_conjugate_gradient(device_rows, extra, fixed, yty, b,
-                                      out.to(fixed.device), cg_steps))
-        return out
     if buckets is None and outer_fits(fixed.shape[0], k):
-        outer = (fixed[:, :, None] * fixed[:, None, :]).reshape(-1, k * k)
+        upper_i, upper_j = torch.triu_indices(k, k, device=fixed.device)
+        outer = fixed[:, upper_i] * fixed[:, upper_j]  # [ncols, k(k+1)/2]
+        # Where each cell of a k x k matrix sits among the upper-triangle entries.
+        position = torch.zeros(k, k, dtype=torch.int64, device=fixed.device)
+        position[upper_i, upper_j] = torch.arange(len(upper_i), device=fixed.device)
+        position = torch.maximum(position, position.T).reshape(-1)
         per_chunk = max(1, OUTER_FLOATS // (k * k))
         for s in range(0, rows.shape[0], per_chunk):  # bounds the [rows, k, k] systems
-            chunk = row_slice(device_rows, s, min(rows.shape[0], s + per_chunk))
-            a = (_csr(chunk, extra[int(device_rows.indptr[s]):][:chunk.nnz]) @ outer)
-            a = a.reshape(-1, k, k) + yty
-            out[s:s + chunk.shape[0]] = _spd_solve(a, b[s:s + chunk.shape[0]]).to(out.device)
+            e = min(rows.shape[0], s + per_chunk)
+            chunk = row_slice(device_rows, s, e)
+            half = _csr(chunk, extra[int(device_rows.indptr[s]):][:chunk.nnz]) @ outer
+            a = half[:, position].reshape(-1, k, k) + yty
+            if cg_steps > 0:
+                x = _conjugate_gradient(lambda v, a=a: (a @ v.unsqueeze(-1)).squeeze(-1),
+                                        b[s:e], out[s:e].to(fixed.device), cg_steps)
+            else:
+                x = _spd_solve(a, b[s:e])
+            out[s:e] = x.to(out.device)
+        return out
+    if cg_steps > 0:
+        out.copy_(_conjugate_gradient(_sparse_product(device_rows, extra, fixed, yty), b,
+                                      out.to(fixed.device), cg_steps))
         return out
     if buckets is None:
         buckets = plan_buckets(rows, torch.arange(rows.shape[0]), k)
@@ -339,18 +356,24 @@ def solve_implicit(rows: SparseRows, fixed: Tensor, alpha: float, reg: float, ou
     return out
 
 
-def _conjugate_gradient(rows: SparseRows, extra: Tensor, fixed: Tensor, yty: Tensor, b: Tensor,
-                        x: Tensor, steps: int) -> Tensor:
-    """Batched CG on ``(Y^T Y + reg I + Y_u^T diag(c_u - 1) Y_u) x_u = b_u`` for every row at
-    once, never forming the per-row matrices: each product costs O(entries k + rows k^2)."""
+def _sparse_product(rows: SparseRows, extra: Tensor, fixed: Tensor,
+                    yty: Tensor) -> Callable[[Tensor], Tensor]:
+    """``v -> (Y^T Y + reg I + Y_u^T diag(c_u - 1) Y_u) v_u`` for every row at once, without
+    forming the systems: O(entries k + rows k^2) per product."""
     pattern = _csr(rows, extra)
-    fixed_t = fixed.T.contiguous()
+    fixed_t = fixed.T  # a view: sampled_addmm reads each y_j contiguously
 
     def apply(v: Tensor) -> Tensor:
         # v_u . y_j on every entry (a sampled product), weighted by c - 1, summed back.
         along = torch.sparse.sampled_addmm(pattern, v, fixed_t, beta=0.0).values() * extra
         return v @ yty + _csr(rows, along) @ fixed
 
+    return apply
+
+
+def _conjugate_gradient(apply: Callable[[Tensor], Tensor], b: Tensor, x: Tensor,
+                        steps: int) -> Tensor:
+    """``steps`` of batched CG on the systems ``apply(x) = b`` (one per row), from ``x``."""
     r = b - apply(x)
     p = r.clone()
     rs = (r * r).sum(-1)

@@ -16,6 +16,7 @@ from reclight.data.views import MatrixBatches
 from reclight.errors import ConfigError
 from reclight.model import RecModel
 from reclight.testing import RecModelContract, heldout_ndcg, heldout_rmse, low_rank_ratings, quiet_trainer
+from reclight_als import solvers
 from reclight_als.model import AlternatingLeastSquares
 from reclight_als.solvers import (plan_buckets, row_slice, solve_explicit, solve_explicit_cg,
                                   solve_implicit)
@@ -178,9 +179,10 @@ def test_implicit_half_sweep_is_the_hkv_solution_and_cg_converges_to_it() -> Non
     torch.testing.assert_close(cg, exact, rtol=1e-3, atol=1e-4)
 
 
-def test_implicit_half_sweep_of_a_shard_solves_only_its_rows() -> None:
+def test_implicit_half_sweep_of_a_shard_solves_only_its_rows(monkeypatch: pytest.MonkeyPatch) -> None:
     """A rank's slice of the rows gives those rows' solution of the whole matrix, by the
-    outer products, by buckets (what larger ranks use) and by CG."""
+    formed systems, by buckets (what larger ranks use) and by CG on formed systems; CG
+    without forming them (larger ranks) takes the same steps."""
     frame = low_rank_ratings(30, 20, density=0.3, seed=6)
     matrix = RatingDataModule(frame, split="none").training_data.matrix
     k, start, stop = 3, 11, 23
@@ -194,6 +196,10 @@ def test_implicit_half_sweep_of_a_shard_solves_only_its_rows() -> None:
     whole_cg = solve_implicit(matrix, y, 2.0, 0.5, x0.clone(), cg_steps=2)
     part_cg = solve_implicit(shard, y, 2.0, 0.5, x0[start:stop].clone(), cg_steps=2)
     torch.testing.assert_close(part_cg, whole_cg[start:stop], rtol=1e-4, atol=1e-5)
+    monkeypatch.setattr(solvers, "OUTER_MAX_RANK", 0)  # what ranks above 32 do
+    assert not solvers.outer_fits(matrix.shape[1], k)
+    sparse_cg = solve_implicit(shard, y, 2.0, 0.5, x0[start:stop].clone(), cg_steps=2)
+    torch.testing.assert_close(sparse_cg, part_cg, rtol=1e-4, atol=1e-5)
 
 
 def test_rows_without_ratings_get_zero_factors_not_nan() -> None:
