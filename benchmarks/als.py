@@ -297,8 +297,11 @@ def scale_one(args: argparse.Namespace) -> None:
         kwargs: dict[str, Any] = {"rank": args.rank, "reg": args.reg}
         if args.lib == "reclight-implicit":
             kwargs.update(implicit=True, alpha=args.alpha, cg_steps=args.cg_steps)
-        elif args.lib == "reclight-nobias":
-            kwargs.update(biases=False)
+        else:
+            # Spark's regularisation (weighted-lambda, no smoothing) and its exact solves.
+            kwargs.update(reg_smoothing=0.0, cg_steps=0)
+            if args.lib == "reclight-nobias":
+                kwargs.update(biases=False)
         model = als_class()(data, **kwargs)
         timer = SweepTimer()
         quiet_trainer(max_epochs=args.sweeps, callbacks=[timer]).fit(model, datamodule=dm)
