@@ -141,6 +141,36 @@ def test_defaults_beat_popularity_with_ten_times_more_items_than_users() -> None
     assert heldout_ndcg(model, dm) > popularity_ndcg(dm)
 
 
+@pytest.mark.slow  # about 20 s on the shared 2-core box
+def test_defaults_beat_popularity_with_ten_times_more_users_than_items() -> None:
+    """The step budget (max_steps) stops the tall shape's 47-step epochs before they overfit:
+    6,000 users x 600 items, ratings >= 4, a random 20% held out (benchmarks/cdae_search.py
+    --synthetic 6000,600,100000 measures the same data; figures in the plugin README)."""
+    shape = next(s for s in SHAPES if s.name == "10x more users than items")
+    dm = RatingDataModule(**{**shape.data_args(), "implicit_threshold": 4, "test_size": 0.2,
+                             **CDAE.data_defaults})
+    torch.manual_seed(0)
+    model = CDAE(dm.training_data)
+    trainer = quiet_trainer(**CDAE.trainer_defaults)
+    trainer.fit(model, datamodule=dm)
+    assert trainer.global_step == CDAE.trainer_defaults["max_steps"]
+    assert heldout_ndcg(model, dm) > popularity_ndcg(dm)
+
+
+def test_a_step_budget_that_cuts_max_epochs_short_is_said(capsys) -> None:
+    """max_epochs is honoured when max_steps is off; when the step budget stops training
+    first, one line says so and names the flag that turns it off."""
+    dm = TestCDAEContract().make_data(batch_size=4)
+    trainer = quiet_trainer(max_epochs=4, max_steps=1)
+    trainer.fit(CDAE(dm.training_data, **FAST), datamodule=dm)
+    err = capsys.readouterr().err
+    assert trainer.num_training_batches > 1 and trainer.global_step == 1
+    assert "not max_epochs=4" in err and "--trainer.max_steps -1" in err
+    trainer = quiet_trainer(max_epochs=4, max_steps=-1)
+    trainer.fit(CDAE(dm.training_data, **FAST), datamodule=dm)
+    assert trainer.current_epoch == 4 and "max_steps" not in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("precision", ["bf16-true", "64-true"])
 def test_declared_true_precisions_train_and_rank(precision: str) -> None:
     """The weights are cast (bf16-true, 64-true), the scores stay finite and rank the held-out
