@@ -42,7 +42,7 @@ import lightning as L
 import numpy as np
 import torch
 
-from reclight.baseline import BiasBaseline
+from reclight.baseline import BiasBaseline, baseline_metrics
 from reclight.console import lightning_noise
 from reclight.data import RatingDataModule
 from reclight.data.ratings import Ratings
@@ -60,6 +60,8 @@ RECLIGHT_ROWS: tuple[tuple[str, str, dict[str, Any]], ...] = (
     ("cdae (defaults)", "cdae", {}),
     ("mf --model.loss bpr", "mf", {"loss": "bpr"}),
     ("als --model.implicit true", "als", {"implicit": True}),
+    ("ease (examples/reclight-ease)", "ease", {}),
+    ("als (explicit, ranked by rating)", "als", {}),
     ("autorec (explicit, ranked by rating)", "autorec", {}),
     ("deeprec (explicit, ranked by rating)", "deeprec", {}),
     ("mf (squared loss, ranked by rating)", "mf", {}),
@@ -142,23 +144,29 @@ def reclight_row(name: str, options: dict[str, Any], folder: Path,
     return row
 
 
-def implicit_bpr_row(dm: RatingDataModule) -> dict[str, float]:
-    """The implicit library's CPU BPR, its defaults, on reclight's binary training matrix."""
+def implicit_rows(dm: RatingDataModule) -> list[tuple[str, dict[str, float]]]:
+    """The implicit library's CPU ALS and BPR, its defaults, on reclight's binary training
+    matrix, scored by reclight's metric function on the same indices."""
     import scipy.sparse as sp
+    from implicit import __version__
+    from implicit.cpu.als import AlternatingLeastSquares
     from implicit.cpu.bpr import BayesianPersonalizedRanking
 
     m = dm.training_data.matrix
     csr = sp.csr_matrix((np.ones(m.nnz, dtype=np.float32), m.indices.numpy(), m.indptr.numpy()),
                         shape=m.shape)
-    model = BayesianPersonalizedRanking(random_state=0)
-    start = time.perf_counter()
-    model.fit(csr, show_progress=False)
-    fit_s = time.perf_counter() - start
-    users_f = torch.as_tensor(np.asarray(model.user_factors))
-    items_f = torch.as_tensor(np.asarray(model.item_factors))
-    row = metrics_of_scores(dm, dm.test, lambda u: users_f[u] @ items_f.T)
-    row.update(fit_s=fit_s)
-    return row
+    rows = []
+    for name, cls in (("ALS", AlternatingLeastSquares), ("BPR", BayesianPersonalizedRanking)):
+        model = cls(random_state=0)
+        start = time.perf_counter()
+        model.fit(csr, show_progress=False)
+        fit_s = time.perf_counter() - start
+        users_f = torch.as_tensor(np.asarray(model.user_factors))
+        items_f = torch.as_tensor(np.asarray(model.item_factors))
+        row = metrics_of_scores(dm, dm.test, lambda u, a=users_f, b=items_f: a[u] @ b.T)
+        row.update(fit_s=fit_s)
+        rows.append((f"implicit {__version__} {name}, defaults", row))
+    return rows
 
 
 def recbole_files(folder: Path, fold: str, out: Path) -> None:
@@ -181,40 +189,52 @@ def recbole_rows(folder: Path, fold: str, models: list[str], epochs: dict[str, i
     import warnings
 
     warnings.filterwarnings("ignore")  # RecBole's pandas/torch deprecation chatter
+    logging.getLogger().setLevel(logging.ERROR)
+    rows: dict[str, dict[str, float]] = {}
+    cwd = os.getcwd()
+    with tempfile.TemporaryDirectory() as tmp:
+        recbole_files(folder, fold, Path(tmp) / "ml100k")
+        os.chdir(tmp)  # RecBole writes log_tensorboard/ into the working directory
+        try:
+            rows.update(_recbole_rows(tmp, models, epochs, dm))
+        finally:
+            os.chdir(cwd)
+    return rows
+
+
+def _recbole_rows(tmp: str, models: list[str], epochs: dict[str, int],
+                  dm: RatingDataModule) -> dict[str, dict[str, float]]:
     from recbole.config import Config
     from recbole.data import create_dataset, data_preparation
     from recbole.utils import get_model, get_trainer, init_seed
 
     rows: dict[str, dict[str, float]] = {}
-    with tempfile.TemporaryDirectory() as tmp:
-        recbole_files(folder, fold, Path(tmp) / "ml100k")
-        for name in models:
-            config = Config(model=name, dataset="ml100k", config_dict={
-                "data_path": tmp, "benchmark_filename": ["base", "test", "test"],
-                "load_col": {"inter": ["user_id", "item_id", "rating", "timestamp"]},
-                "eval_args": {"group_by": "user", "order": "RO", "mode": "full"},
-                "metrics": ["NDCG", "Recall", "Precision", "Hit", "MRR"], "topk": [10],
-                "epochs": epochs.get(name, 300), "eval_step": 0, "device": "cpu",
-                "use_gpu": False, "show_progress": False, "seed": 0, "reproducibility": True,
-                "checkpoint_dir": tmp, "state": "ERROR", "save_dataset": False,
-                "save_dataloaders": False,
-                "metric_decimal_place": 10})  # its default rounds results to 4 decimals
-            init_seed(config["seed"], config["reproducibility"])
-            logging.getLogger().setLevel(logging.ERROR)
-            dataset = create_dataset(config)
-            train, _, test = data_preparation(config, dataset)
-            model = get_model(config["model"])(config, train.dataset).to(config["device"])
-            trainer = get_trainer(config["MODEL_TYPE"], config["model"])(config, model)
-            start = time.perf_counter()
-            trainer.fit(train, None, saved=False, show_progress=False)
-            fit_s = time.perf_counter() - start
-            result = trainer.evaluate(test, load_best_model=False, show_progress=False)
-            rows[name] = {m: float(result[f"{r.lower()}@10"]) for m, r in
-                          (("ndcg", "ndcg"), ("recall", "recall"), ("precision", "precision"),
-                           ("hit", "hit"), ("mrr", "mrr"))}
-            rows[name]["fit_s"] = fit_s
-            if name == "Pop":
-                rows.update(pop_cross_check(model, trainer, train, test, dataset, dm, fit_s))
+    for name in models:
+        config = Config(model=name, dataset="ml100k", config_dict={
+            "data_path": tmp, "benchmark_filename": ["base", "test", "test"],
+            "load_col": {"inter": ["user_id", "item_id", "rating", "timestamp"]},
+            "eval_args": {"group_by": "user", "order": "RO", "mode": "full"},
+            "metrics": ["NDCG", "Recall", "Precision", "Hit", "MRR"], "topk": [10],
+            "epochs": epochs.get(name, 300), "eval_step": 0, "device": "cpu",
+            "use_gpu": False, "show_progress": False, "seed": 0, "reproducibility": True,
+            "checkpoint_dir": tmp, "state": "ERROR", "save_dataset": False,
+            "save_dataloaders": False,
+            "metric_decimal_place": 10})  # its default rounds results to 4 decimals
+        init_seed(config["seed"], config["reproducibility"])
+        dataset = create_dataset(config)
+        train, _, test = data_preparation(config, dataset)
+        model = get_model(config["model"])(config, train.dataset).to(config["device"])
+        trainer = get_trainer(config["MODEL_TYPE"], config["model"])(config, model)
+        start = time.perf_counter()
+        trainer.fit(train, None, saved=False, show_progress=False)
+        fit_s = time.perf_counter() - start
+        result = trainer.evaluate(test, load_best_model=False, show_progress=False)
+        rows[name] = {m: float(result[f"{r.lower()}@10"]) for m, r in
+                      (("ndcg", "ndcg"), ("recall", "recall"), ("precision", "precision"),
+                       ("hit", "hit"), ("mrr", "mrr"))}
+        rows[name]["fit_s"] = fit_s
+        if name == "Pop":
+            rows.update(pop_cross_check(model, trainer, train, test, dataset, dm, fit_s))
     return rows
 
 
@@ -338,7 +358,7 @@ def compare(args: argparse.Namespace) -> None:
     pop_ours["fit_s"] = 0.0
     rows.append(("reclight metric function on training popularity", pop_ours))
     if have("implicit") and not args.no_implicit:
-        rows.append(("implicit 0.7.3 BPR, defaults", implicit_bpr_row(dm)))
+        rows.extend(implicit_rows(dm))
     elif not have("implicit"):
         print("the implicit library is not installed (pip install implicit): row skipped")
     recbole: dict[str, dict[str, float]] = {}
@@ -367,7 +387,8 @@ def compare(args: argparse.Namespace) -> None:
     if cdae and base:
         print(f"\ncdae fit {cdae['fit_s']:.2f} s / RecBole CDAE fit {base['fit_s']:.2f} s = "
               f"{cdae['fit_s'] / base['fit_s']:.2f} (target <= 0.25)")
-    lib = by.get("implicit 0.7.3 BPR, defaults")
+    lib = next((row for label, row in rows if label.startswith("implicit ")
+                and label.endswith("BPR, defaults")), None)
     if bpr and lib:
         print(f"mf bpr fit {bpr['fit_s']:.2f} s / implicit BPR fit {lib['fit_s']:.2f} s = "
               f"{bpr['fit_s'] / lib['fit_s']:.2f}")
@@ -444,29 +465,71 @@ def fit_checkpoint(tmp: str, extra: list[str]) -> tuple[float, dict[str, Any]]:
     return seconds, json.loads(next(Path(tmp).rglob("metrics.json")).read_text())
 
 
+def testone(args: argparse.Namespace) -> None:
+    """The phases of ``reclight test --ckpt`` timed apart, in this process (a child of
+    ``testphase``): rebuilding the data, the Trainer's test phase (the ranking), and the
+    baseline's metrics on the same users that the command adds to its summary. Prints JSON."""
+    from reclight.checkpoints import load_model, read_checkpoint
+
+    model = load_model(args.ckpt)
+    stored = dict(read_checkpoint(args.ckpt).get("datamodule_hyper_parameters") or {})
+    start = time.perf_counter()
+    dm = RatingDataModule(**stored)
+    data_s = time.perf_counter() - start
+    dm.set_eval_users(args.eval_users or None)
+    trainer = user_trainer(type(model))
+    with lightning_noise(False):
+        start = time.perf_counter()
+        trainer.test(model, datamodule=dm, verbose=False)
+        test_s = time.perf_counter() - start
+    users = int(trainer.callback_metrics["test_users"])
+    start = time.perf_counter()
+    baseline_metrics(model, dm)
+    baseline_s = time.perf_counter() - start
+    print(json.dumps({"data_s": data_s, "test_s": test_s, "baseline_s": baseline_s,
+                      "users": users, "items": dm.num_items,
+                      "eligible": (dm.ranking_sample or {}).get("eligible", users),
+                      "ndcg": float(trainer.callback_metrics["test_ndcg@10"]),
+                      "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+
+
 def testphase(args: argparse.Namespace) -> None:
-    """Seconds of ``reclight test --ckpt`` (data loading included) on synthetic ratings: exact
-    full ranking of every test user against an ``--eval_users`` sample."""
-    print(f"load average {os.getloadavg()[0]:.1f} (2 cores shared)\n| ratings | test command |"
-          " seconds | users ranked |\n|---|---|---|---|")
+    """Test-phase seconds on synthetic ratings (``reclight fit --model mf`` for one epoch, then
+    the phases of ``reclight test --ckpt`` timed apart in a child process): exact full ranking
+    of every test user, and an ``--eval_users`` sample. A phase still running after
+    ``--limit`` seconds is stopped and reported as such."""
     with tempfile.TemporaryDirectory() as tmp:
-        _, record = fit_checkpoint(tmp, ["--data.synthetic_ratings", str(args.ratings),
-                                         "--eval_users", "1"])
-        for label, extra in (("exact, every test user", []),
-                             (f"--eval_users {args.eval_users}",
-                              ["--eval_users", str(args.eval_users)])):
-            if args.only_sample and not extra:
+        fit_s, record = fit_checkpoint(tmp, ["--data.synthetic_ratings", str(args.ratings),
+                                             "--eval_users", "1"])
+        print(f"load average {os.getloadavg()[0]:.1f} (2 cores shared); fit command "
+              f"(1 epoch, data included) {fit_s:.1f} s\n| ratings | items | test users ranked |"
+              " data s | test phase s | baseline s | NDCG@10 | peak RSS |\n|---|---|---|---|---|"
+              "---|---|---|", flush=True)
+        modes = ([] if args.only_sample else [0]) + [args.eval_users]
+        for eval_users in modes:
+            cmd = [sys.executable, __file__, "testone", "--ckpt", record["checkpoint"],
+                   "--eval_users", str(eval_users)]
+            label = "every one" if not eval_users else f"--eval_users {eval_users:,}"
+            try:
+                proc = subprocess.run(cmd, capture_output=True, text=True, timeout=args.limit)
+            except subprocess.TimeoutExpired:
+                print(f"| {args.ratings:,} | - | {label} | - | stopped after {args.limit} s "
+                      "(whole child) | - | - | - |", flush=True)
                 continue
-            seconds, _, out = reclight_cli(["test", "--ckpt", record["checkpoint"], *extra])
-            users = out.split("test_users")[1].split()[0] if "test_users" in out else "?"
-            print(f"| {args.ratings:,} | {label} | {seconds:.1f} | {users} |", flush=True)
+            if proc.returncode != 0:
+                sys.exit(f"testone failed:\n{proc.stderr[-2000:]}")
+            r = json.loads(proc.stdout.strip().splitlines()[-1])
+            ranked = f"{r['users']:,} of {r['eligible']:,} ({label})"
+            print(f"| {args.ratings:,} | {r['items']:,} | {ranked} | {r['data_s']:.1f} | "
+                  f"{r['test_s']:.1f} | {r['baseline_s']:.1f} | {r['ndcg']:.4f} | "
+                  f"{r['peak_rss_mib']:.0f} MiB |", flush=True)
 
 
 def recommend(args: argparse.Namespace) -> None:
     """``reclight recommend --users all`` on a synthetic catalogue, time and peak memory (of
     the recommend process alone: the fit runs in an earlier child)."""
     with tempfile.TemporaryDirectory() as tmp:
-        _, record = fit_checkpoint(tmp, [
+        fit_s, record = fit_checkpoint(tmp, [
             "--data.synthetic_ratings", str(args.users * args.per_user),
             "--data.synthetic_users", str(args.users), "--data.synthetic_items", str(args.items),
             "--eval_users", "100"])
@@ -480,11 +543,15 @@ def recommend(args: argparse.Namespace) -> None:
                                "--output", str(out)], capture_output=True, text=True, check=True)
         seconds = time.perf_counter() - start
         peak = int(proc.stdout.strip().splitlines()[-1]) * 1024
+        import pyarrow.parquet as pq
+
+        written = pq.ParquetFile(out).metadata.num_rows
         full = args.users * args.items * 4
-        print(f"load average {os.getloadavg()[0]:.1f}\n| users x items | k | seconds | peak RSS |"
-              f" one dense float32 users x items |\n|---|---|---|---|---|\n| {args.users:,} x "
-              f"{args.items:,} | {args.k} | {seconds:.1f} | {peak / 2**20:.0f} MiB | "
-              f"{full / 2**20:.0f} MiB |")
+        print(f"load average {os.getloadavg()[0]:.1f} (2 cores shared); fit command "
+              f"{fit_s:.1f} s\n| users x items | k | rows written | seconds | peak RSS |"
+              f" one dense float32 users x items |\n|---|---|---|---|---|---|\n| {args.users:,}"
+              f" x {args.items:,} | {args.k} | {written:,} | {seconds:.1f} | "
+              f"{peak / 2**20:.0f} MiB | {full / 2**20:,.0f} MiB |")
 
 
 def main() -> None:
@@ -507,13 +574,18 @@ def main() -> None:
     p.add_argument("--epochs", type=int, default=1)
     p.add_argument("--eval_users", type=int, default=10_000)
     p.add_argument("--only-sample", action="store_true")
+    p.add_argument("--limit", type=int, default=900, help="seconds before a phase is stopped")
+    p = sub.add_parser("testone")
+    p.add_argument("--ckpt", required=True)
+    p.add_argument("--eval_users", type=int, default=0, help="0: every test user")
     p = sub.add_parser("recommend")
     p.add_argument("--users", type=int, default=100_000)
     p.add_argument("--items", type=int, default=50_000)
     p.add_argument("--per-user", type=int, default=10)
     p.add_argument("-k", type=int, default=10)
     args = parser.parse_args()
-    {"compare": compare, "tune": tune, "testphase": testphase, "recommend": recommend}[
+    {"compare": compare, "tune": tune, "testphase": testphase, "testone": testone,
+     "recommend": recommend}[
         args.command](args)
 
 
