@@ -11,7 +11,9 @@ lambda / (2 N) (||W||^2 + ||V||^2), so ``reg`` is the paper's lambda whatever th
 The paper optimises with L-BFGS (``optimizer="lbfgs"``, best with full batches); Adam is the
 default because it reaches the same error with mini-batches in fewer seconds. Adam's rate
 follows a multi-step schedule (x0.1 after epoch 20 of 40 by default, chosen on a validation
-carve of MovieLens 100K: a little lower error than a constant rate, in half the epochs).
+carve of MovieLens 100K: a little lower error than a constant rate, in half the epochs). By
+default the encoder also reads the observation mask (``mask_input``), and training takes the
+sparse step (``sparse``): both are described in the plugin README.
 """
 
 from __future__ import annotations
@@ -66,6 +68,12 @@ class AutoRec(RowAutoencoderModel):
             decoder at the observed outputs only; see reclight_autorec.network), which has the
             dense step's loss and gradients at a fraction of its arithmetic; false: the dense
             B x width step.
+        mask_input: also feed the row's 0/1 observation mask (which entries are rated: "who
+            rated what", the implicit feedback of Koren, "Factorization Meets the
+            Neighborhood", KDD 2008) through encoder weights of its own. The residual input
+            alone carries only the deviations from the baseline; raw ratings carry both, tied.
+            None (the default): on, unless dense re-feeding is (a re-fed row is dense and has
+            no observation mask).
     """
 
     input_kind: ClassVar[str] = "item_rows"  # the default variant; instances follow `variant`
@@ -81,9 +89,16 @@ class AutoRec(RowAutoencoderModel):
                  reg: float | None = None, lr: float = 4e-3, milestones: list[int] | str = "20",
                  gamma: float = 0.1, optimizer: str = "adam", lbfgs_iters: int = 20,
                  refeed_steps: int = 0, refeed_dropout: float = 0.0, center: str = "residual",
-                 cap_hidden: bool = True, sparse: bool = True) -> None:
+                 cap_hidden: bool = True, sparse: bool = True, mask_input: bool | None = None) -> None:
         super().__init__(data, variant=variant, refeed_steps=refeed_steps,
                          refeed_dropout=refeed_dropout, center=center)
+        if mask_input is None:
+            mask_input = refeed_steps == 0
+        self.mask_input = bool(mask_input)
+        if mask_input and refeed_steps > 0:
+            raise ConfigError("dense re-feeding feeds the output back as a fully observed row, "
+                              "which has no observation mask: use --model.mask_input false with "
+                              "--model.refeed_steps")
         if optimizer not in OPTIMIZERS:
             raise ConfigError(f"unknown optimizer '{optimizer}' for autorec; choose one of "
                               f"{', '.join(OPTIMIZERS)} (--model.optimizer)")
@@ -100,7 +115,13 @@ class AutoRec(RowAutoencoderModel):
         # An over-complete code (wider than the row) can copy its input: on narrow rows (129
         # users a row on the small 10x-more-items shape) hidden 500 lost to the baseline.
         width = min(hidden, self.row_width) if cap_hidden else hidden
-        self.net = AutoRecNet(self.row_width, width, g, f)
+        self.net = AutoRecNet(self.row_width, width, g, f, mask_input=mask_input)
+
+    def row_input(self, batch: dict[str, Tensor]) -> Tensor:
+        values = super().row_input(batch)
+        if not self.mask_input:
+            return values
+        return torch.cat([values, batch["mask"].to(values.dtype)], 1)
 
     def training_loss(self, batch: dict[str, Tensor]) -> Tensor:
         if not self.hparams.sparse:
@@ -110,13 +131,26 @@ class AutoRec(RowAutoencoderModel):
         # The masked MSE of the dense step: its mean over the observed entries (0 if none).
         return (pred - target).pow(2).sum() / max(pattern.nnz, 1) + self.regularization()
 
-    def regularization(self) -> Tensor:
+    def penalty(self) -> Tensor:
+        """The paper's L2 term divided by N: lambda / (2 N) (||W||^2 + ||V||^2)."""
         return self.reg / (2.0 * max(self.data.nnz, 1)) * self.net.weight_norm()
+
+    def regularization(self) -> Tensor:
+        # Adam applies the penalty as its weight decay (configure_optimizers): torch's Adam adds
+        # weight_decay * w to the gradient, which is exactly the gradient of the penalty, without
+        # a pass over every weight for the norm and another for its gradient in each step.
+        if self.hparams.optimizer == "adam":
+            return torch.zeros((), device=self.device)
+        return self.penalty()
 
     def configure_optimizers(self) -> Any:
         hp = self.hparams
         if hp.optimizer == "lbfgs":
             return torch.optim.LBFGS(self.net.parameters(), lr=1.0, max_iter=hp.lbfgs_iters,
                                      history_size=10, line_search_fn="strong_wolfe")
-        opt = torch.optim.Adam(self.net.parameters(), lr=hp.lr, fused=fused_supported(self.device))
+        net = self.net
+        groups = [{"params": [net.encoder.weight_t, net.decoder.weight],
+                   "weight_decay": self.reg / max(self.data.nnz, 1)},
+                  {"params": [net.encoder.bias, net.decoder.bias], "weight_decay": 0.0}]
+        opt = torch.optim.Adam(groups, lr=hp.lr, fused=fused_supported(self.device))
         return with_multistep(opt, self.milestones, hp.gamma)

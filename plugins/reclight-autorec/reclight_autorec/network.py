@@ -51,12 +51,28 @@ class InputLinear(nn.Module):
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
 
-class AutoRecNet(nn.Module):
-    """``width -> hidden -> width`` with activations ``encoder_act`` (g) and ``decoder_act`` (f)."""
+def with_indicators(pattern: RowPattern, values: Tensor) -> tuple[RowPattern, Tensor]:
+    """The pattern and values of the input ``[x, mask]`` (width 2 W) for the input ``x`` with
+    ``values`` at ``pattern``'s entries: each entry (b, j) also sets (b, W + j) to 1."""
+    width = pattern.width
+    cols = torch.stack([pattern.cols, pattern.cols + width], 1).flatten()
+    both = torch.stack([values, torch.ones_like(values)], 1).flatten()
+    return RowPattern(pattern.rows.repeat_interleave(2), cols, pattern.num_rows, 2 * width), both
 
-    def __init__(self, width: int, hidden: int, encoder_act: nn.Module, decoder_act: nn.Module) -> None:
+
+class AutoRecNet(nn.Module):
+    """``width -> hidden -> width`` with activations ``encoder_act`` (g) and ``decoder_act`` (f).
+
+    With ``mask_input`` the encoder also reads the row's 0/1 observation mask through weights
+    of its own: the input is ``[x, mask]`` (width 2 W), so the code can depend on which entries
+    are observed as well as on their values.
+    """
+
+    def __init__(self, width: int, hidden: int, encoder_act: nn.Module, decoder_act: nn.Module,
+                 mask_input: bool = False) -> None:
         super().__init__()
-        self.encoder = InputLinear(width, hidden)
+        self.mask_input = bool(mask_input)
+        self.encoder = InputLinear(2 * width if mask_input else width, hidden)
         self.decoder = nn.Linear(hidden, width)
         self.g, self.f = encoder_act, decoder_act
 
@@ -67,8 +83,10 @@ class AutoRecNet(nn.Module):
         """The reconstruction at ``pattern``'s entries only, for rows whose input is
         ``values`` at those entries and zero elsewhere: equal to
         ``forward(dense)[pattern.rows, pattern.cols]`` (f must be elementwise, as every
-        activation of reclight.autoencoder is)."""
-        code = self.g(pattern_matmul(pattern, values, self.encoder.weight_t) + self.encoder.bias)
+        activation of reclight.autoencoder is). With ``mask_input`` the dense input is
+        ``[x, mask]``."""
+        inputs, in_values = with_indicators(pattern, values) if self.mask_input else (pattern, values)
+        code = self.g(pattern_matmul(inputs, in_values, self.encoder.weight_t) + self.encoder.bias)
         out = sampled_matmul(pattern, code, self.decoder.weight) + self.decoder.bias[pattern.cols]
         return self.f(out)
 
