@@ -77,7 +77,7 @@ class AutoRec(RowAutoencoderModel):
     """
 
     input_kind: ClassVar[str] = "item_rows"  # the default variant; instances follow `variant`
-    trainer_defaults: ClassVar[dict[str, Any]] = {"max_epochs": 40}
+    trainer_defaults: ClassVar[dict[str, Any]] = {"max_epochs": 30}
     data_defaults: ClassVar[dict[str, Any]] = {"batch_size": 256}
     # The sparse step is many small kernels: on the shared 2-core box a second intra-op thread
     # made a fit several times slower under load (10 epochs on the u1 carve at load 11:
@@ -86,7 +86,7 @@ class AutoRec(RowAutoencoderModel):
 
     def __init__(self, data: TrainingData | Mapping[str, Any], variant: str = "auto",
                  hidden: int = 500, encoder: str = "sigmoid", decoder: str = "identity",
-                 reg: float | None = None, lr: float = 4e-3, milestones: list[int] | str = "20",
+                 reg: float | None = None, lr: float = 4e-3, milestones: list[int] | str = "15",
                  gamma: float = 0.1, optimizer: str = "adam", lbfgs_iters: int = 20,
                  refeed_steps: int = 0, refeed_dropout: float = 0.0, center: str = "residual",
                  cap_hidden: bool = True, sparse: bool = True, mask_input: bool | None = None) -> None:

@@ -96,8 +96,8 @@ def test_auto_takes_the_side_with_more_rows_and_reads_its_view() -> None:
 
 def test_adam_follows_the_validated_schedule_and_lbfgs_takes_none() -> None:
     sched = AutoRec(tiny_data()).configure_optimizers()["lr_scheduler"]
-    assert sorted(sched.milestones) == [20] and sched.gamma == pytest.approx(0.1)
-    assert AutoRec.trainer_defaults["max_epochs"] == 40
+    assert sorted(sched.milestones) == [15] and sched.gamma == pytest.approx(0.1)
+    assert AutoRec.trainer_defaults["max_epochs"] == 30
     assert isinstance(AutoRec(tiny_data(), optimizer="lbfgs").configure_optimizers(), torch.optim.LBFGS)
 
 
