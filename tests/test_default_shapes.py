@@ -27,7 +27,7 @@ def test_the_shapes_are_the_documented_ones() -> None:
     assert explicit_models(), "no explicit-feedback model is registered"
 
 
-# In the default suite (issue 18: a model losing to the baseline is a failing test): about 95 s
+# In the default suite (issue 18: a model losing to the baseline is a failing test): 54 s
 # on an idle 2-core box for the seven explicit models, the row autoencoders most of it.
 @pytest.mark.parametrize("model", explicit_models())
 @pytest.mark.parametrize("shape", SHAPES, ids=lambda s: s.name)
