@@ -220,22 +220,7 @@ def solve_explicit_cg(matrix: SparseRows, start: int, stop: int, fixed: Tensor,
     # The residual b - A x = G^T (t - G x) - D x in one pass.
     residual_entries = target - torch.sparse.sampled_addmm(pattern, x, fixed_t, beta=0.0).values()
     r = rows_of(residual_entries) @ fixed - diag_penalty * x
-    z = r * inverse_diagonal
-    p = z
-    rz = (r * z).sum(-1)
-    for step in range(steps):
-        ap = apply(p)
-        denom = (p * ap).sum(-1)
-        alpha = torch.where(denom > 0, rz / denom.clamp_min(1e-30), torch.zeros_like(rz))
-        x = x + alpha[:, None] * p
-        if step == steps - 1:
-            break
-        r = r - alpha[:, None] * ap
-        z = r * inverse_diagonal
-        rz_new = (r * z).sum(-1)
-        beta = torch.where(rz > 0, rz_new / rz.clamp_min(1e-30), torch.zeros_like(rz))
-        p = z + beta[:, None] * p
-        rz = rz_new
+    x = _conjugate_gradient(apply, None, x, steps, residual=r, inverse_diagonal=inverse_diagonal)
     out[start:stop] = x
     return out
 
@@ -371,20 +356,32 @@ def _sparse_product(rows: SparseRows, extra: Tensor, fixed: Tensor,
     return apply
 
 
-def _conjugate_gradient(apply: Callable[[Tensor], Tensor], b: Tensor, x: Tensor,
-                        steps: int) -> Tensor:
-    """``steps`` of batched CG on the systems ``apply(x) = b`` (one per row), from ``x``."""
-    r = b - apply(x)
-    p = r.clone()
-    rs = (r * r).sum(-1)
-    for _ in range(steps):
+def _conjugate_gradient(apply: Callable[[Tensor], Tensor], b: Tensor | None, x: Tensor,
+                        steps: int, residual: Tensor | None = None,
+                        inverse_diagonal: Tensor | None = None) -> Tensor:
+    """``steps`` of batched CG on the systems ``apply(x) = b`` (one per row), from ``x``.
+
+    ``residual`` is ``b - apply(x)`` when the caller has it cheaper (then ``b`` may be None);
+    ``inverse_diagonal`` makes it Jacobi-preconditioned CG (one diagonal per row)."""
+    r = residual if residual is not None else b - apply(x)
+
+    def precondition(v: Tensor) -> Tensor:
+        return v if inverse_diagonal is None else v * inverse_diagonal
+
+    z = precondition(r)
+    p = z
+    rz = (r * z).sum(-1)
+    for step in range(steps):
         ap = apply(p)
         denom = (p * ap).sum(-1)
-        step = torch.where(denom > 0, rs / denom.clamp_min(1e-30), torch.zeros_like(rs))
-        x = x + step[:, None] * p
-        r = r - step[:, None] * ap
-        rs_new = (r * r).sum(-1)
-        beta = torch.where(rs > 0, rs_new / rs.clamp_min(1e-30), torch.zeros_like(rs))
-        p = r + beta[:, None] * p
-        rs = rs_new
+        alpha = torch.where(denom > 0, rz / denom.clamp_min(1e-30), torch.zeros_like(rz))
+        x = x + alpha[:, None] * p
+        if step == steps - 1:  # the last residual update would go unused
+            break
+        r = r - alpha[:, None] * ap
+        z = precondition(r)
+        rz_new = (r * z).sum(-1)
+        beta = torch.where(rz > 0, rz_new / rz.clamp_min(1e-30), torch.zeros_like(rz))
+        p = z + beta[:, None] * p
+        rz = rz_new
     return x
